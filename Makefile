@@ -1,0 +1,46 @@
+# kfkit: `make demo` runs the main job on the local backend, `make test` runs every test tier.
+# Both set up everything they need first; every target is idempotent.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.kfkit-installed
+export KFKIT_CACHE ?= $(CURDIR)/.cache
+
+# Extra set-up that tests need (tools, servers); component makefiles append to it.
+TEST_DEPS :=
+
+.PHONY: all venv demo test lint typecheck unit clean
+all: test
+
+$(VENV_STAMP): pyproject.toml requirements/runtime.txt requirements/dev.txt requirements/constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -c requirements/constraints.txt \
+		-r requirements/runtime.txt -r requirements/dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	$(PY) -m pip check
+	touch $@
+
+venv: $(VENV_STAMP)
+
+-include mk/*.mk
+
+lint: venv
+	$(VENV)/bin/ruff check src tests benchmarks pipelines stepfile.py
+	$(VENV)/bin/ruff format --check src tests benchmarks pipelines stepfile.py
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+unit: venv
+	$(VENV)/bin/pytest -m "not integration and not apiserver and not browser and not slow"
+
+test: venv $(TEST_DEPS) lint typecheck
+	$(VENV)/bin/pytest
+
+demo: venv
+	$(VENV)/bin/kfkit run -f manifests/examples/pytorchjob-allreduce.yaml
+
+clean:
+	rm -rf $(VENV) .cache reports

@@ -1,0 +1,124 @@
+"""What every backend offers, and the job status both backends report.
+
+The status is kept in the exact shape of the training operator's ``.status``
+(conditions with type/status/reason/message and timestamps, replicaStatuses
+with active/succeeded/failed counts), so the local backend's state files, the
+cluster's objects and everything that reads them (CLI, BDD steps, pipeline)
+share one vocabulary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kfkit.jobs.model import Job
+
+# Condition types, in the order a healthy job passes through them.
+CREATED, RUNNING, RESTARTING, SUCCEEDED, FAILED, SUSPENDED = (
+    "Created",
+    "Running",
+    "Restarting",
+    "Succeeded",
+    "Failed",
+    "Suspended",
+)
+FINISHED = (SUCCEEDED, FAILED)
+
+
+def now_rfc3339() -> str:
+    """The current time as Kubernetes writes timestamps (UTC, seconds, trailing Z)."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class JobStatus:
+    """A job's ``.status`` as the operator writes it; ``raw`` is that dict."""
+
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def conditions(self) -> list[dict[str, Any]]:
+        return list(self.raw.get("conditions") or [])
+
+    @property
+    def replica_statuses(self) -> dict[str, dict[str, int]]:
+        return dict(self.raw.get("replicaStatuses") or {})
+
+    def condition(self, condition_type: str) -> dict[str, Any] | None:
+        for condition in self.conditions:
+            if condition.get("type") == condition_type:
+                return condition
+        return None
+
+    def is_true(self, condition_type: str) -> bool:
+        condition = self.condition(condition_type)
+        return condition is not None and condition.get("status") == "True"
+
+    @property
+    def phase(self) -> str:
+        """The latest condition whose status is True (``Pending`` when none is)."""
+        true_conditions = [c for c in self.conditions if c.get("status") == "True"]
+        return str(true_conditions[-1]["type"]) if true_conditions else "Pending"
+
+    @property
+    def finished(self) -> bool:
+        return any(self.is_true(kind) for kind in FINISHED)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.is_true(SUCCEEDED)
+
+
+@dataclass
+class JobRecord:
+    """A submitted job: its defaulted manifest and its current status."""
+
+    job: Job
+    status: JobStatus
+
+
+class Backend(Protocol):
+    """The verbs every backend implements (kubectl-like, TrainingClient-like)."""
+
+    name: str
+
+    def submit(self, job: Job) -> JobRecord:
+        """Start the job; return at once (use :meth:`wait` to follow it)."""
+        ...
+
+    def get(self, name: str, namespace: str = "default", kind: str | None = None) -> JobRecord:
+        """The job's manifest and status; ``NotFoundError`` when it does not exist."""
+        ...
+
+    def list(self, namespace: str | None = None) -> list[JobRecord]:
+        """Every job, in ``namespace`` or in all namespaces when it is None."""
+        ...
+
+    def wait(
+        self,
+        name: str,
+        namespace: str = "default",
+        timeout: float = 600.0,
+        on_update: Callable[[JobRecord], None] | None = None,
+        kind: str | None = None,
+    ) -> JobRecord:
+        """Block until the job is Succeeded or Failed (or ``timeout`` seconds pass)."""
+        ...
+
+    def logs(
+        self,
+        name: str,
+        namespace: str = "default",
+        replica: str | None = None,
+        follow: bool = False,
+        kind: str | None = None,
+    ) -> Iterator[tuple[str, str]]:
+        """Yield ``(replica, line)`` pairs; ``replica`` names like ``master-0``."""
+        ...
+
+    def delete(self, name: str, namespace: str = "default", kind: str | None = None) -> None:
+        """Stop every replica and remove the job."""
+        ...

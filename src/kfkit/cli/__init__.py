@@ -1,0 +1,1 @@
+"""kfkit's command line: kubectl-like verbs over one job model."""
