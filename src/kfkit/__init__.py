@@ -1,3 +1,3 @@
-"""kfkit: run Kubeflow PyTorchJob/TFJob manifests locally or on a cluster, and verify the platform."""
+"""kfkit: run Kubeflow PyTorchJob/TFJob manifests locally or on a cluster; verify the platform."""
 
 __version__ = "0.1.0"

@@ -18,9 +18,9 @@ def get_backend(name: str = "local", **options: object) -> Backend:
 
         return LocalBackend(**options)  # type: ignore[arg-type]
     if name == "kubernetes":
-        from kfkit.backends.kubernetes import KubernetesBackend  # type: ignore[import-not-found]
+        from kfkit.backends.kubernetes import KubernetesBackend
 
-        return KubernetesBackend(**options)  # type: ignore[no-any-return]
+        return KubernetesBackend(**options)
     raise KfkitError(f"--backend: unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
 
 

@@ -74,10 +74,18 @@ class JobStatus:
 
 @dataclass
 class JobRecord:
-    """A submitted job: its defaulted manifest and its current status."""
+    """A submitted job: its defaulted manifest, its status, its replicas and events.
+
+    ``replicas`` maps a replica's short name (``worker-1``) to what its pod or
+    process is doing: ``type``, ``index``, ``phase`` (Pending, Running,
+    Restarting, Succeeded, Failed), ``restarts``, ``exitCode``, ``reason``.
+    ``events`` are Kubernetes-style events: ``time``, ``type``, ``reason``, ``message``.
+    """
 
     job: Job
     status: JobStatus
+    replicas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Backend(Protocol):

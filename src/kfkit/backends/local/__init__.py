@@ -1,0 +1,238 @@
+"""The local backend: every replica of a job runs as a process on this machine.
+
+``submit`` validates and plans every replica first (so a missing secret stops
+the job before anything starts), writes the job's state directory, and
+starts a detached supervisor (:mod:`kfkit.backends.local.supervisor`) that
+plays the training operator. Everything else reads the state directory, so
+``kfkit get``/``logs``/``describe`` work from any terminal while the job runs.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+
+from kfkit.backends.base import CREATED, FAILED, JobRecord, JobStatus, now_rfc3339
+from kfkit.backends.local.config import LocalConfig, load_config
+from kfkit.backends.local.launch import plan_job
+from kfkit.backends.local.state import JobDir, all_job_dirs, read_json
+from kfkit.backends.local.supervisor import add_event, set_condition
+from kfkit.errors import KfkitError, NotFoundError
+from kfkit.jobs.model import Job
+
+POLL_SECONDS = 0.2
+
+
+class LocalBackend:
+    """Runs jobs as local processes; state under ``$KFKIT_HOME``."""
+
+    name = "local"
+
+    def __init__(self, home: str | Path | None = None, workdir: str | None = None) -> None:
+        self.config: LocalConfig = load_config(Path(home) if home else None)
+        self.workdir = workdir or os.getcwd()
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _dir(self, name: str, namespace: str) -> JobDir:
+        return JobDir(namespace, name, self.config.home)
+
+    def _existing(self, name: str, namespace: str, kind: str | None = None) -> JobDir:
+        job_dir = self._dir(name, namespace)
+        if not job_dir.exists():
+            raise NotFoundError(f"job {namespace}/{name} not found")
+        if kind and job_dir.read_manifest().get("kind") != kind:
+            raise NotFoundError(f"{kind} {namespace}/{name} not found")
+        return job_dir
+
+    def _record(self, job_dir: JobDir) -> JobRecord:
+        job = Job(manifest=job_dir.read_manifest(), source=str(job_dir.manifest_file))
+        status = JobStatus(read_json(job_dir.status_file, {}))
+        record = JobRecord(
+            job=job,
+            status=status,
+            replicas=read_json(job_dir.replicas_file, {}),
+            events=read_json(job_dir.path / "events.json", []),
+        )
+        if not status.finished and not self._supervisor_alive(job_dir):
+            # The supervisor died without finishing the job (machine reboot, kill -9).
+            pid_known = job_dir.supervisor_pid() is not None
+            if pid_known or time.time() - job_dir.status_file.stat().st_mtime > 10:
+                set_condition(status.raw, job.kind, FAILED, "the local supervisor is gone")
+                job_dir.write_json(job_dir.status_file, status.raw)
+        return record
+
+    @staticmethod
+    def _supervisor_alive(job_dir: JobDir) -> bool:
+        pid = job_dir.supervisor_pid()
+        if pid is None:
+            return False
+        try:
+            process = psutil.Process(pid)
+            return process.status() != psutil.STATUS_ZOMBIE and "supervisor" in " ".join(
+                process.cmdline()
+            )
+        except psutil.Error:
+            return False
+
+    # --- the Backend verbs -------------------------------------------------------------
+
+    def submit(self, job: Job) -> JobRecord:
+        job_dir = self._dir(job.name, job.namespace)
+        if job_dir.exists():
+            previous = self._record(job_dir)
+            if not previous.status.finished or self._supervisor_alive(job_dir):
+                raise KfkitError(
+                    f"{job.source}: metadata.name: {job.describe()} is already running; "
+                    f"`kfkit delete job {job.name}` first"
+                )
+            shutil.rmtree(job_dir.path)
+        launches, notes = plan_job(job, self.config, job_dir, self.workdir)
+        job_dir.path.mkdir(parents=True, exist_ok=True)
+        job_dir.logs.mkdir(exist_ok=True)
+        job_dir.write_manifest(job.manifest)
+        job_dir.write_json(
+            job_dir.launch_file,
+            {
+                "source": job.source,
+                "workdir": self.workdir,
+                "replicas": {key: launch.to_dict() for key, launch in launches.items()},
+            },
+        )
+        status: dict[str, object] = {}
+        set_condition(status, job.kind, CREATED, f"{job.kind} {job.name} is created.")
+        job_dir.write_json(job_dir.status_file, status)
+        add_event(job_dir, "Normal", f"{job.kind}Created", f"{job.kind} {job.name} is created.")
+        for note in notes:
+            add_event(job_dir, "Normal", "LocalPort", note)
+        with (job_dir.path / "supervisor.log").open("ab") as log:
+            subprocess.Popen(
+                [sys.executable, "-m", "kfkit.backends.local.supervisor", str(job_dir.path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+        return self._record(job_dir)
+
+    def get(self, name: str, namespace: str = "default", kind: str | None = None) -> JobRecord:
+        return self._record(self._existing(name, namespace, kind))
+
+    def list(self, namespace: str | None = None) -> list[JobRecord]:
+        return [self._record(job_dir) for job_dir in all_job_dirs(self.config.home, namespace)]
+
+    def wait(
+        self,
+        name: str,
+        namespace: str = "default",
+        timeout: float = 600.0,
+        on_update: Callable[[JobRecord], None] | None = None,
+        kind: str | None = None,
+    ) -> JobRecord:
+        job_dir = self._existing(name, namespace, kind)
+        deadline = time.monotonic() + timeout
+        while True:
+            record = self._record(job_dir)
+            if on_update is not None:
+                on_update(record)
+            if record.status.finished:
+                return record
+            if time.monotonic() > deadline:
+                raise KfkitError(
+                    f"timed out after {timeout:.0f}s waiting for {record.job.describe()} "
+                    f"(now {record.status.phase})"
+                )
+            time.sleep(POLL_SECONDS)
+
+    def logs(
+        self,
+        name: str,
+        namespace: str = "default",
+        replica: str | None = None,
+        follow: bool = False,
+        kind: str | None = None,
+    ) -> Iterator[tuple[str, str]]:
+        job_dir = self._existing(name, namespace, kind)
+        job = Job(manifest=job_dir.read_manifest(), source=str(job_dir.manifest_file))
+        keys = [r.key for r in job.replicas]
+        if replica is not None:
+            if replica not in keys:
+                raise NotFoundError(
+                    f"replica {replica!r} not found in {job.describe()} ({', '.join(keys)})"
+                )
+            keys = [replica]
+        if not follow:
+            for key in keys:
+                log_file = job_dir.log_file(key)
+                if log_file.exists():
+                    with log_file.open(encoding="utf-8", errors="replace") as lines:
+                        for line in lines:
+                            yield key, line.rstrip("\n")
+            return
+        yield from self._follow(job_dir, keys)
+
+    def _follow(self, job_dir: JobDir, keys: builtins.list[str]) -> Iterator[tuple[str, str]]:
+        """Yield new lines of every replica's log until the job has finished."""
+        offsets: dict[str, int] = dict.fromkeys(keys, 0)
+        partial: dict[str, str] = dict.fromkeys(keys, "")
+        while True:
+            finished = self._record(job_dir).status.finished
+            for key in keys:
+                log_file = job_dir.log_file(key)
+                if not log_file.exists():
+                    continue
+                with log_file.open("rb") as handle:
+                    handle.seek(offsets[key])
+                    chunk = handle.read()
+                    offsets[key] += len(chunk)
+                text = partial[key] + chunk.decode("utf-8", errors="replace")
+                *lines, partial[key] = text.split("\n")
+                for line in lines:
+                    yield key, line
+            if finished:
+                for key in keys:
+                    if partial[key]:
+                        yield key, partial[key]
+                return
+            time.sleep(POLL_SECONDS)
+
+    def stop(self, name: str, namespace: str = "default", timeout: float = 60.0) -> None:
+        """Stop every replica of a running job, keeping its state and logs."""
+        job_dir = self._existing(name, namespace)
+        pid = job_dir.supervisor_pid()
+        if pid is not None and self._supervisor_alive(job_dir):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while self._supervisor_alive(job_dir) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if self._supervisor_alive(job_dir):
+                os.kill(pid, signal.SIGKILL)
+        self._kill_leftovers(job_dir)
+
+    @staticmethod
+    def _kill_leftovers(job_dir: JobDir) -> None:
+        """Last resort: kill replica process groups the supervisor left (it was killed)."""
+        for state in read_json(job_dir.replicas_file, {}).values():
+            pid = state.get("pid")
+            if pid:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+
+    def delete(self, name: str, namespace: str = "default", kind: str | None = None) -> None:
+        job_dir = self._existing(name, namespace, kind)
+        self.stop(name, namespace)
+        shutil.rmtree(job_dir.path, ignore_errors=True)
+
+
+__all__ = ["LocalBackend", "now_rfc3339"]

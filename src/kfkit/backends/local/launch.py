@@ -1,0 +1,408 @@
+"""Turn one replica of a job into a local process: argv, environment, directory, limits.
+
+This is the part of the kubelet and the operator that the local backend plays:
+the operator's labels and environment variables, PodDefaults, ``env``/``envFrom``
+with their ``valueFrom`` sources, ``$(VAR)`` expansion in command and args,
+volumes as local directories, and CPU/memory limits. Everything here is
+computed before any process starts, so a missing secret or an unsupported
+volume stops the job before it begins.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kfkit.backends.local.config import LocalConfig
+from kfkit.backends.local.state import JobDir
+from kfkit.errors import ValidationError
+from kfkit.jobs.environment import Network, container_port, operator_env
+from kfkit.jobs.model import PYTORCH_JOB, Job, Replica
+from kfkit.jobs.quantity import cpu_threads, parse_quantity
+
+PYTHON_NAMES = ("python", "python3")
+# Thread settings derived from a CPU limit, unless the container sets them itself.
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+)
+_VAR_REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+@dataclass
+class ReplicaLaunch:
+    """Everything needed to start (and restart) one replica's process."""
+
+    replica: str  # e.g. "worker-1"
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    memory_limit_bytes: int | None
+    grace_seconds: float
+    # Local directories standing in for volumes; created just before the process starts.
+    directories: list[str] = field(default_factory=list)
+    # Names of environment variables whose values came from secrets: never printed.
+    secret_env: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReplicaLaunch:
+        return cls(**data)
+
+
+def operator_labels(job: Job, replica: Replica) -> dict[str, str]:
+    """The labels the operator puts on every replica pod."""
+    labels = {
+        "training.kubeflow.org/job-name": job.name,
+        "training.kubeflow.org/operator-name": f"{job.kind.lower()}-controller",
+        "training.kubeflow.org/replica-type": replica.type.lower(),
+        "training.kubeflow.org/replica-index": str(replica.index),
+    }
+    if replica.type in ("Master", "Chief"):
+        labels["training.kubeflow.org/job-role"] = "master"
+    return labels
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def local_network(job: Job) -> tuple[Network, list[str]]:
+    """Pick loopback ports for the replicas that listen; return notes on any remapping.
+
+    A PyTorch master keeps its declared port when it is free here (replicas of a
+    cluster each have their own IP, so ports never collide there; here they may).
+    TensorFlow replicas all listen, so each gets a distinct free port.
+    """
+    ports: dict[str, int] = {}
+    notes: list[str] = []
+    if job.kind == PYTORCH_JOB:
+        if "Master" in job.replica_specs:
+            declared = container_port(job, "Master")
+            if port_is_free(declared):
+                ports["master-0"] = declared
+            else:
+                ports["master-0"] = free_port()
+                notes.append(
+                    f"port {declared} is in use on this machine; master-0 listens on "
+                    f"{ports['master-0']} instead (MASTER_PORT says so)"
+                )
+        if job.spec.get("elasticPolicy") is not None and "Worker" in job.replica_specs:
+            ports["worker-0"] = free_port()
+    else:
+        for replica in job.replicas:
+            ports[replica.key] = free_port()
+    return Network(job, local=True, ports=ports), notes
+
+
+def pod_template(job: Job, replica: Replica, config: LocalConfig) -> dict[str, Any]:
+    """The replica's pod template with the operator's labels and the team's PodDefaults."""
+    template = copy.deepcopy(job.replica_specs[replica.type].template)
+    metadata = template.setdefault("metadata", {})
+    metadata.setdefault("labels", {}).update(operator_labels(job, replica))
+    metadata["name"] = replica.pod_name(job.name)
+    metadata["namespace"] = job.namespace
+    if config.poddefaults is not None:
+        from kfkit import poddefaults  # type: ignore[attr-defined]
+
+        defaults = poddefaults.load_poddefaults(config.poddefaults, job.namespace)
+        template = poddefaults.apply_poddefaults(template, defaults)
+    return template
+
+
+class _Resolver:
+    """Resolves one container's environment, volumes and paths for one replica."""
+
+    def __init__(
+        self,
+        job: Job,
+        replica: Replica,
+        template: dict[str, Any],
+        container: dict[str, Any],
+        config: LocalConfig,
+        job_dir: JobDir,
+        path: str,
+    ) -> None:
+        self.job, self.replica, self.template = job, replica, template
+        self.container, self.config, self.job_dir, self.path = (
+            container,
+            config,
+            job_dir,
+            path,
+        )
+        self.problems: list[str] = []
+        self.secret_env: list[str] = []
+        self.mounts: list[tuple[str, Path]] = []
+
+    # --- values from secrets, config maps and the pod itself -------------------------
+
+    def _key_file(self, root: Path | None, name: str, key: str) -> Path:
+        return (root or Path("/nonexistent")) / self.job.namespace / name / key
+
+    def _read_key(
+        self, kind: str, root: Path | None, ref: dict[str, Any], where: str
+    ) -> str | None:
+        key_file = self._key_file(root, ref.get("name", ""), ref.get("key", ""))
+        if key_file.is_file():
+            return key_file.read_text(encoding="utf-8")
+        if not ref.get("optional"):
+            self.problems.append(
+                f"{where}: {kind} {ref.get('name')!r} key {ref.get('key')!r} not found "
+                f"(the local backend reads {key_file})"
+            )
+        return None
+
+    def _field_value(self, field_path: str, where: str) -> str | None:
+        metadata = self.template.get("metadata", {})
+        simple = {
+            "metadata.name": metadata.get("name"),
+            "metadata.namespace": self.job.namespace,
+            "metadata.uid": f"local-{self.job.namespace}-{metadata.get('name')}",
+            "spec.nodeName": socket.gethostname(),
+            "spec.serviceAccountName": self.template.get("spec", {}).get(
+                "serviceAccountName", "default"
+            ),
+            "status.podIP": "127.0.0.1",
+            "status.hostIP": "127.0.0.1",
+        }
+        if field_path in simple:
+            return str(simple[field_path])
+        match = re.match(r"^metadata\.(labels|annotations)\['([^']+)'\]$", field_path)
+        if match:
+            return str((metadata.get(match.group(1)) or {}).get(match.group(2), ""))
+        self.problems.append(f"{where}: fieldRef {field_path!r} is not supported locally")
+        return None
+
+    def _resource_value(self, ref: dict[str, Any], where: str) -> str | None:
+        section, _, name = str(ref.get("resource", "")).partition(".")
+        value = (self.container.get("resources") or {}).get(section, {}).get(name)
+        if value is None:
+            return "0" if section == "requests" else str(os.cpu_count() or 1)
+        divisor = parse_quantity(ref.get("divisor", 1) or 1)
+        number = parse_quantity(value) / divisor
+        return str(int(number) if name != "cpu" else max(1, int(-(-number // 1))))
+
+    def env(self, image_env: dict[str, str]) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(image_env)
+        for ref_index, source in enumerate(self.container.get("envFrom") or []):
+            where = f"{self.path}.envFrom[{ref_index}]"
+            prefix = source.get("prefix", "")
+            for kind, root in (
+                ("secretRef", self.config.secrets),
+                ("configMapRef", self.config.configmaps),
+            ):
+                ref = source.get(kind)
+                if not ref:
+                    continue
+                directory = (root or Path("/nonexistent")) / self.job.namespace / ref["name"]
+                if not directory.is_dir():
+                    if not ref.get("optional"):
+                        self.problems.append(
+                            f"{where}.{kind}: {ref['name']!r} not found "
+                            f"(the local backend reads {directory})"
+                        )
+                    continue
+                for key_file in sorted(directory.iterdir()):
+                    env[prefix + key_file.name] = key_file.read_text(encoding="utf-8")
+                    if kind == "secretRef":
+                        self.secret_env.append(prefix + key_file.name)
+        for item in self.container.get("env") or []:
+            name, where = item["name"], f"{self.path}.env[{item['name']}]"
+            value_from = item.get("valueFrom")
+            if not value_from:
+                env[name] = expand(str(item.get("value", "")), env)
+                continue
+            value: str | None = None
+            if "secretKeyRef" in value_from:
+                value = self._read_key(
+                    "secret", self.config.secrets, value_from["secretKeyRef"], where
+                )
+                self.secret_env.append(name)
+            elif "configMapKeyRef" in value_from:
+                value = self._read_key(
+                    "configmap", self.config.configmaps, value_from["configMapKeyRef"], where
+                )
+            elif "fieldRef" in value_from:
+                value = self._field_value(value_from["fieldRef"].get("fieldPath", ""), where)
+            elif "resourceFieldRef" in value_from:
+                value = self._resource_value(value_from["resourceFieldRef"], where)
+            if value is not None:
+                env[name] = value
+        return env
+
+    # --- volumes --------------------------------------------------------------------
+
+    def _volume_dir(self, volume: dict[str, Any]) -> Path | None:
+        name = volume["name"]
+        replica_volumes = self.job_dir.path / "volumes" / self.replica.key
+        if "persistentVolumeClaim" in volume:
+            claim = volume["persistentVolumeClaim"]["claimName"]
+            return self.config.volumes_root() / self.job.namespace / claim
+        if "emptyDir" in volume:
+            return replica_volumes / name
+        if "hostPath" in volume:
+            return Path(volume["hostPath"]["path"])
+        for kind, root, key in (
+            ("configMap", self.config.configmaps, "name"),
+            ("secret", self.config.secrets, "secretName"),
+        ):
+            if kind in volume:
+                source = (root or Path("/nonexistent")) / self.job.namespace / volume[kind][key]
+                if not source.is_dir():
+                    if not volume[kind].get("optional"):
+                        self.problems.append(
+                            f"{self.path}: volume {name!r}: {kind} {volume[kind][key]!r} not "
+                            f"found (the local backend reads {source})"
+                        )
+                    return None
+                return source
+        self.problems.append(
+            f"{self.path}: volume {name!r}: only persistentVolumeClaim, emptyDir, hostPath, "
+            "configMap and secret volumes run locally"
+        )
+        return None
+
+    def resolve_mounts(self) -> None:
+        volumes = {v["name"]: v for v in self.template.get("spec", {}).get("volumes") or []}
+        for mount in self.container.get("volumeMounts") or []:
+            volume = volumes.get(mount["name"])
+            if volume is None:
+                self.problems.append(
+                    f"{self.path}.volumeMounts[{mount['name']}]: no volume named "
+                    f"{mount['name']!r} in the pod"
+                )
+                continue
+            directory = self._volume_dir(volume)
+            if directory is None:
+                continue
+            if mount.get("subPath"):
+                directory = directory / mount["subPath"]
+            self.mounts.append((mount["mountPath"].rstrip("/") or "/", directory))
+        self.mounts.sort(key=lambda item: len(item[0]), reverse=True)
+
+    def rewrite(self, text: str) -> str:
+        """Replace mount paths by their local directories wherever they start a path."""
+        for mount_path, directory in self.mounts:
+            pattern = re.compile(r"(^|(?<=[=:,\s]))" + re.escape(mount_path) + r"(?=/|$|[:,\s])")
+            text = pattern.sub(str(directory).replace("\\", "\\\\"), text)
+        return text
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """Kubernetes ``$(VAR)`` expansion: known variables are replaced, ``$$`` is ``$``."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group(1)
+        return env[name] if name in env else match.group(0)
+
+    return _VAR_REFERENCE.sub(replace, text)
+
+
+def plan_replica(
+    job: Job,
+    replica: Replica,
+    network: Network,
+    config: LocalConfig,
+    job_dir: JobDir,
+    workdir: str,
+) -> tuple[ReplicaLaunch | None, list[str]]:
+    """Work out how to run ``replica``; return the plan or the problems that prevent it."""
+    template = pod_template(job, replica, config)
+    containers = template["spec"]["containers"]
+    index = next(i for i, c in enumerate(containers) if c.get("name") == job.info.container_name)
+    container = containers[index]
+    path = f"spec.{job.info.replica_specs_key}.{replica.type}.template.spec.containers[{index}]"
+    resolver = _Resolver(job, replica, template, container, config, job_dir, path)
+    image = config.image(str(container.get("image", "")))
+
+    env = resolver.env(image.env)
+    for name, value in operator_env(job, replica, network, container["name"]):
+        env[name] = value
+    limits = (container.get("resources") or {}).get("limits") or {}
+    if "cpu" in limits:
+        threads = str(cpu_threads(limits["cpu"]))
+        for name in THREAD_VARIABLES:
+            if not any(item.get("name") == name for item in container.get("env") or []):
+                env[name] = threads
+    memory_limit = int(parse_quantity(limits["memory"])) if "memory" in limits else None
+
+    resolver.resolve_mounts()
+    argv = [expand(part, env) for part in (container.get("command") or [])]
+    argv += [expand(part, env) for part in (container.get("args") or [])]
+    if not argv:
+        resolver.problems.append(
+            f"{path}.command: required locally (the local backend cannot run the image's "
+            "entrypoint; set command, e.g. [python, -m, your.module])"
+        )
+    if resolver.problems:
+        return None, resolver.problems
+    if argv[0] in PYTHON_NAMES:
+        argv[0] = image.python
+    elif shutil.which(argv[0]) is None and not Path(argv[0]).exists():
+        resolver.problems.append(f"{path}.command[0]: {argv[0]!r} is not a program on this machine")
+        return None, resolver.problems
+    argv = [resolver.rewrite(part) for part in argv]
+    for name in list(env):
+        if name not in os.environ or env[name] != os.environ[name]:
+            env[name] = resolver.rewrite(env[name])
+    cwd = resolver.rewrite(container["workingDir"]) if container.get("workingDir") else workdir
+    directories = [str(directory) for _, directory in resolver.mounts]
+    if cwd not in directories and not Path(cwd).is_dir():
+        resolver.problems.append(f"{path}.workingDir: {cwd} does not exist on this machine")
+        return None, resolver.problems
+    grace = template["spec"].get("terminationGracePeriodSeconds")
+    grace_seconds = config.grace_seconds if grace is None else min(float(grace), 30.0)
+    return (
+        ReplicaLaunch(
+            replica=replica.key,
+            argv=argv,
+            env=env,
+            cwd=cwd,
+            memory_limit_bytes=memory_limit,
+            grace_seconds=grace_seconds,
+            directories=directories,
+            secret_env=sorted(set(resolver.secret_env)),
+        ),
+        [],
+    )
+
+
+def plan_job(
+    job: Job, config: LocalConfig, job_dir: JobDir, workdir: str
+) -> tuple[dict[str, ReplicaLaunch], list[str]]:
+    """Plan every replica; raise ``ValidationError`` (nothing started) on any problem."""
+    network, notes = local_network(job)
+    launches: dict[str, ReplicaLaunch] = {}
+    problems: list[str] = []
+    for replica in job.replicas:
+        launch, replica_problems = plan_replica(job, replica, network, config, job_dir, workdir)
+        problems += [f"{job.source}: {problem}" for problem in replica_problems]
+        if launch is not None:
+            launches[replica.key] = launch
+    if problems:
+        raise ValidationError(sorted(set(problems), key=problems.index))
+    return launches, notes

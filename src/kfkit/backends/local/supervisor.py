@@ -1,0 +1,463 @@
+"""The process that runs one local job, playing the training operator and the kubelet.
+
+``kfkit run`` starts one supervisor per job, detached from the terminal, with
+``python -m kfkit.backends.local.supervisor JOB_DIR``. It starts every
+replica in a process group of its own, restarts replicas as their
+restartPolicy says, enforces ``backoffLimit``, ``activeDeadlineSeconds``,
+``cleanPodPolicy``, ``ttlSecondsAfterFinished`` and memory limits, and keeps
+``status.json`` in the operator's shape. On SIGTERM (``kfkit delete``, Ctrl-C)
+it stops every replica: SIGTERM to the group, then SIGKILL after the grace
+period, since a TensorFlow worker waiting for a peer ignores SIGTERM.
+Replicas also die with SIGKILL if the supervisor itself is killed
+(PR_SET_PDEATHSIG), so no replica outlives its job by accident.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import psutil
+
+from kfkit.backends.base import (
+    FAILED,
+    RESTARTING,
+    RUNNING,
+    SUCCEEDED,
+    now_rfc3339,
+)
+from kfkit.backends.local.launch import ReplicaLaunch
+from kfkit.backends.local.state import JobDir, read_json
+from kfkit.jobs.model import PYTORCH_JOB, Job, Replica
+
+POLL_SECONDS = 0.1
+MEMORY_CHECK_SECONDS = 0.5
+RESTART_BACKOFF_SECONDS = (1, 2, 4, 8, 16, 30)  # the kubelet's crash-loop backoff, scaled down
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL when the supervisor dies, whatever kills it."""
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def add_event(job_dir: JobDir, kind: str, reason: str, message: str) -> None:
+    """Append a Kubernetes-style event (Normal/Warning) to the job's events.json."""
+    events = read_json(job_dir.path / "events.json", [])
+    events.append({"time": now_rfc3339(), "type": kind, "reason": reason, "message": message})
+    job_dir.write_json(job_dir.path / "events.json", events)
+
+
+def set_condition(status: dict[str, Any], kind: str, condition: str, message: str) -> None:
+    """Set ``condition`` True as the operator does, turning Running/Restarting off as needed."""
+    now = now_rfc3339()
+    reason = f"{kind}{condition}"
+    conditions = status.setdefault("conditions", [])
+    if condition in (RUNNING, RESTARTING, SUCCEEDED, FAILED):
+        # Only one of Running/Restarting is true; finishing turns both off.
+        for existing in conditions:
+            exclusive = (RUNNING, RESTARTING) if condition in (RUNNING, RESTARTING) else ()
+            finishing = condition in (SUCCEEDED, FAILED) and existing["type"] in (
+                RUNNING,
+                RESTARTING,
+            )
+            turn_off = (
+                existing["type"] in exclusive and existing["type"] != condition
+            ) or finishing
+            if turn_off and existing["status"] == "True":
+                existing.update(status="False", lastUpdateTime=now, lastTransitionTime=now)
+    for existing in conditions:
+        if existing["type"] == condition:
+            if existing["status"] != "True" or existing["message"] != message:
+                existing.update(status="True", reason=reason, message=message, lastUpdateTime=now)
+                existing["lastTransitionTime"] = now
+            return
+    conditions.append(
+        {
+            "type": condition,
+            "status": "True",
+            "reason": reason,
+            "message": message,
+            "lastUpdateTime": now,
+            "lastTransitionTime": now,
+        }
+    )
+
+
+@dataclass
+class ReplicaProcess:
+    """One replica and its current process, if any."""
+
+    replica: Replica
+    launch: ReplicaLaunch
+    restart_policy: str
+    process: subprocess.Popen[bytes] | None = None
+    log: IO[bytes] | None = None
+    phase: str = "Pending"  # Pending, Running, Restarting, Succeeded, Failed
+    restarts: int = 0
+    exit_code: int | None = None
+    reason: str = ""
+    restart_at: float | None = None
+    oom_killed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.replica.type,
+            "index": self.replica.index,
+            "phase": self.phase,
+            "restarts": self.restarts,
+            "exitCode": self.exit_code,
+            "reason": self.reason,
+            "pid": self.process.pid if self.process and self.process.poll() is None else None,
+        }
+
+
+def should_restart(policy: str, exit_code: int) -> bool:
+    """Does ``restartPolicy`` restart a replica that exited with ``exit_code``?"""
+    if policy == "Always":
+        return True
+    if policy == "OnFailure":
+        return exit_code != 0
+    if policy == "ExitCode":
+        # 1-127 are the program's own verdict (permanent); 128+ mean it was killed (retryable).
+        return exit_code >= 128
+    return False
+
+
+class Supervisor:
+    def __init__(self, job_dir: JobDir) -> None:
+        self.job_dir = job_dir
+        self.job = Job(manifest=job_dir.read_manifest(), source=str(job_dir.manifest_file))
+        launches = read_json(job_dir.launch_file)["replicas"]
+        specs = self.job.replica_specs
+        self.replicas = [
+            ReplicaProcess(
+                replica=replica,
+                launch=ReplicaLaunch.from_dict(launches[replica.key]),
+                restart_policy=specs[replica.type].restart_policy,
+            )
+            for replica in self.job.replicas
+        ]
+        self.status: dict[str, Any] = read_json(job_dir.status_file, {})
+        self.stop_requested = False
+        self.finished_at: float | None = None
+        self.total_restarts = 0
+        self._written = ""
+
+    # --- processes ---------------------------------------------------------------
+
+    def start(self, rp: ReplicaProcess) -> None:
+        for directory in rp.launch.directories:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+        log_file = self.job_dir.log_file(rp.replica.key)
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        rp.log = log_file.open("ab")
+        try:
+            rp.process = subprocess.Popen(
+                rp.launch.argv,
+                env=rp.launch.env,
+                cwd=rp.launch.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=rp.log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        except OSError as error:
+            rp.log.write(f"kfkit: cannot start {rp.launch.argv[0]}: {error}\n".encode())
+            rp.log.close()
+            rp.process, rp.phase, rp.exit_code, rp.reason = None, "Failed", 127, "StartError"
+            return
+        rp.phase, rp.exit_code, rp.reason, rp.restart_at, rp.oom_killed = (
+            "Running",
+            None,
+            "",
+            None,
+            False,
+        )
+
+    def terminate(self, targets: list[ReplicaProcess]) -> None:
+        """SIGTERM every target's process group, then SIGKILL what is left after the grace."""
+        running = [rp for rp in targets if rp.process and rp.process.poll() is None]
+        for rp in running:
+            assert rp.process is not None
+            self._signal_group(rp.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + max((rp.launch.grace_seconds for rp in running), default=0)
+        while time.monotonic() < deadline and any(
+            rp.process and rp.process.poll() is None for rp in running
+        ):
+            time.sleep(POLL_SECONDS)
+        for rp in running:
+            assert rp.process is not None
+            self._signal_group(rp.process.pid, signal.SIGKILL)
+            rp.process.wait()
+            self._record_exit(rp, stopped=True)
+
+    @staticmethod
+    def _signal_group(pid: int, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signum)
+
+    def _record_exit(self, rp: ReplicaProcess, stopped: bool = False) -> None:
+        assert rp.process is not None
+        code = rp.process.returncode
+        rp.exit_code = 128 - code if code < 0 else code
+        if rp.log:
+            rp.log.close()
+            rp.log = None
+        # Every process of the replica goes with it, as with a pod.
+        self._signal_group(rp.process.pid, signal.SIGKILL)
+        if rp.oom_killed:
+            rp.reason = "OOMKilled"
+        elif stopped:
+            rp.reason = "Stopped"
+        else:
+            rp.reason = "Completed" if rp.exit_code == 0 else "Error"
+        rp.phase = "Succeeded" if rp.exit_code == 0 and not stopped else "Failed"
+
+    def check_memory(self) -> None:
+        """Kill a replica whose processes use more memory than its limit, like the OOM killer."""
+        for rp in self.replicas:
+            limit = rp.launch.memory_limit_bytes
+            if not limit or not rp.process or rp.process.poll() is not None:
+                continue
+            try:
+                root = psutil.Process(rp.process.pid)
+                used = root.memory_info().rss + sum(
+                    child.memory_info().rss for child in root.children(recursive=True)
+                )
+            except psutil.Error:
+                continue
+            if used > limit:
+                rp.oom_killed = True
+                self._signal_group(rp.process.pid, signal.SIGKILL)
+                self.event(
+                    "Warning",
+                    "OOMKilled",
+                    f"{rp.replica.key} used {used >> 20} MiB, over its memory limit "
+                    f"of {limit >> 20} MiB",
+                )
+
+    # --- the job's state -----------------------------------------------------------
+
+    def event(self, kind: str, reason: str, message: str) -> None:
+        add_event(self.job_dir, kind, reason, message)
+
+    def condition(self, condition: str, message: str) -> None:
+        set_condition(self.status, self.job.kind, condition, message)
+        if condition in (SUCCEEDED, FAILED):
+            self.status["completionTime"] = now_rfc3339()
+            self.finished_at = time.monotonic()
+        kind = "Warning" if condition in (FAILED, RESTARTING) else "Normal"
+        self.event(kind, f"{self.job.kind}{condition}", message)
+
+    @property
+    def finished(self) -> bool:
+        return self.finished_at is not None
+
+    def write(self) -> None:
+        counts: dict[str, dict[str, int]] = {}
+        for rp in self.replicas:
+            entry = counts.setdefault(rp.replica.type, {"active": 0, "succeeded": 0, "failed": 0})
+            if rp.phase in ("Running", "Restarting"):
+                entry["active"] += 1
+            elif rp.phase == "Succeeded":
+                entry["succeeded"] += 1
+            elif rp.phase == "Failed":
+                entry["failed"] += 1
+        self.status["replicaStatuses"] = counts
+        replicas = {rp.replica.key: rp.to_dict() for rp in self.replicas}
+        snapshot = repr((self.status, replicas))
+        if snapshot != self._written:
+            self.job_dir.write_json(self.job_dir.replicas_file, replicas)
+            self.job_dir.write_json(self.job_dir.status_file, self.status)
+            self._written = snapshot
+
+    def _of_type(self, replica_type: str) -> list[ReplicaProcess]:
+        return [rp for rp in self.replicas if rp.replica.type == replica_type]
+
+    def succeeded(self) -> bool:
+        """The operator's success rules for this kind of job."""
+
+        def done(replicas: list[ReplicaProcess]) -> bool:
+            return bool(replicas) and all(rp.phase == "Succeeded" for rp in replicas)
+
+        types = self.job.replica_specs
+        if self.job.kind == PYTORCH_JOB:
+            return (
+                done(self._of_type("Master"))
+                if "Master" in types
+                else done(self._of_type("Worker"))
+            )
+        for leader in ("Chief", "Master"):
+            if leader in types:
+                return done(self._of_type(leader))
+        workers = self._of_type("Worker")
+        if self.job.spec.get("successPolicy") == "AllWorkers":
+            return done(workers)
+        return done(workers[:1])
+
+    def handle_exit(self, rp: ReplicaProcess) -> None:
+        self._record_exit(rp)
+        code = rp.exit_code if rp.exit_code is not None else 1
+        if self.finished:
+            return
+        if should_restart(rp.restart_policy, code):
+            rp.restarts += 1
+            self.total_restarts += 1
+            limit = self.job.run_policy.get("backoffLimit")
+            if limit is not None and self.total_restarts > limit:
+                self.fail(
+                    f"{self.job.kind} {self.job.name} has failed because it has reached the "
+                    f"specified backoff limit ({limit}); {rp.replica.key} exited with {code}",
+                    stop_all=True,
+                )
+                return
+            delay = RESTART_BACKOFF_SECONDS[min(rp.restarts - 1, len(RESTART_BACKOFF_SECONDS) - 1)]
+            rp.phase, rp.restart_at = "Restarting", time.monotonic() + delay
+            self.condition(
+                RESTARTING,
+                f"{self.job.kind} {self.job.name} is restarting because {rp.replica.key} "
+                f"exited with code {code} ({rp.reason}); restart {rp.restarts} in {delay}s.",
+            )
+            return
+        if rp.phase == "Failed":
+            self.fail(
+                f"{self.job.kind} {self.job.name} is failed because 1 "
+                f"{rp.replica.type} replica(s) failed: {rp.replica.key} exited with code {code}"
+                f" ({rp.reason}).",
+                stop_all=False,
+            )
+        elif self.succeeded():
+            self.condition(
+                SUCCEEDED,
+                f"{self.job.kind} {self.job.namespace}/{self.job.name} successfully completed.",
+            )
+            self.clean_up()
+
+    def fail(self, message: str, stop_all: bool) -> None:
+        self.condition(FAILED, message)
+        if stop_all:
+            self.terminate(self.replicas)
+        else:
+            self.clean_up()
+        for rp in self.replicas:
+            rp.restart_at = None
+            if rp.phase in ("Restarting", "Pending"):
+                rp.phase = "Failed"
+
+    def clean_up(self) -> None:
+        """Stop replicas still running after the job ended, as cleanPodPolicy says."""
+        policy = self.job.run_policy.get("cleanPodPolicy", "None")
+        if policy in ("All", "Running"):
+            leftover = [rp for rp in self.replicas if rp.process and rp.process.poll() is None]
+            if leftover:
+                self.event(
+                    "Normal",
+                    "CleanPodPolicy",
+                    f"cleanPodPolicy {policy}: stopping "
+                    + ", ".join(rp.replica.key for rp in leftover),
+                )
+            self.terminate(leftover)
+
+    def check_deadline(self, started: float) -> None:
+        deadline = self.job.run_policy.get("activeDeadlineSeconds")
+        if deadline is not None and not self.finished and time.monotonic() - started > deadline:
+            self.fail(
+                f"{self.job.kind} {self.job.name} has failed because it was active longer "
+                f"than specified deadline ({deadline}s)",
+                stop_all=True,
+            )
+
+    def ttl_expired(self) -> bool:
+        ttl = self.job.run_policy.get("ttlSecondsAfterFinished")
+        return (
+            ttl is not None
+            and self.finished_at is not None
+            and time.monotonic() - self.finished_at >= ttl
+        )
+
+    # --- main loop -------------------------------------------------------------------
+
+    def request_stop(self, signum: int, frame: object) -> None:
+        self.stop_requested = True
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        self.job_dir.pid_file.write_text(str(os.getpid()))
+        started = time.monotonic()
+        self.status.setdefault("startTime", now_rfc3339())
+        for rp in self.replicas:
+            self.start(rp)
+        if not any(rp.phase == "Failed" for rp in self.replicas):
+            self.condition(
+                RUNNING, f"{self.job.kind} {self.job.namespace}/{self.job.name} is running."
+            )
+        self.write()
+        last_memory_check = 0.0
+        while True:
+            if self.stop_requested:
+                self.terminate(self.replicas)
+                if not self.finished:
+                    self.fail(f"{self.job.kind} {self.job.name} was stopped by the user.", False)
+                self.write()
+                break
+            for rp in self.replicas:
+                if (
+                    rp.process is not None
+                    and rp.phase == "Running"
+                    and rp.process.poll() is not None
+                ):
+                    self.handle_exit(rp)
+                elif rp.phase == "Failed" and rp.process is None and not self.finished:
+                    self.handle_exit_unstarted(rp)
+                if rp.restart_at is not None and time.monotonic() >= rp.restart_at:
+                    self.start(rp)
+                    if all(r.phase in ("Running", "Succeeded") for r in self.replicas):
+                        self.condition(RUNNING, f"{self.job.kind} {self.job.name} is running.")
+            self.check_deadline(started)
+            if time.monotonic() - last_memory_check >= MEMORY_CHECK_SECONDS:
+                self.check_memory()
+                last_memory_check = time.monotonic()
+            self.write()
+            alive = any(rp.process and rp.process.poll() is None for rp in self.replicas)
+            if self.finished and self.ttl_expired():
+                self.terminate(self.replicas)
+                import shutil
+
+                shutil.rmtree(self.job_dir.path, ignore_errors=True)
+                return 0
+            ttl_pending = self.job.run_policy.get("ttlSecondsAfterFinished") is not None
+            if self.finished and not alive and not ttl_pending:
+                break
+            time.sleep(POLL_SECONDS)
+        self.job_dir.pid_file.unlink(missing_ok=True)
+        return 0
+
+    def handle_exit_unstarted(self, rp: ReplicaProcess) -> None:
+        """A replica whose program could not even start fails like a crashed one."""
+        self.fail(
+            f"{self.job.kind} {self.job.name} is failed because {rp.replica.key} could not "
+            f"start: {rp.launch.argv[0]} ({rp.reason}).",
+            stop_all=True,
+        )
+
+
+def main(argv: list[str]) -> int:
+    job_dir_path = Path(argv[0])
+    job_dir = JobDir(job_dir_path.parent.name, job_dir_path.name, job_dir_path.parent.parent.parent)
+    return Supervisor(job_dir).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

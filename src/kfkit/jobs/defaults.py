@@ -1,0 +1,76 @@
+"""The training operator's defaulting (training-operator v1.9), applied before anything runs.
+
+A cluster's API server runs these defaults through the operator's mutating
+webhook; applying the same ones here means the local backend runs exactly the
+job a cluster would run, and ``kfkit validate`` reports on that job.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from kfkit.jobs.model import KINDS, PYTORCH_JOB, JobKind
+
+
+def canonical_replica_type(kind: JobKind, replica_type: str) -> str:
+    """``master`` -> ``Master``, ``ps`` -> ``PS``; unknown types are left for validation."""
+    for known in kind.replica_types:
+        if known.lower() == replica_type.lower():
+            return known
+    return replica_type
+
+
+def _default_port(container: dict[str, Any], kind: JobKind) -> None:
+    ports = container.setdefault("ports", [])
+    if not any(port.get("name") == kind.port_name for port in ports):
+        ports.append({"name": kind.port_name, "containerPort": kind.default_port})
+
+
+def _default_replica_spec(spec: dict[str, Any], kind: JobKind) -> None:
+    if spec.get("replicas") is None:
+        spec["replicas"] = 1
+    if not spec.get("restartPolicy"):
+        spec["restartPolicy"] = kind.default_restart_policy
+    for container in spec.get("template", {}).get("spec", {}).get("containers") or []:
+        if container.get("name") == kind.container_name:
+            _default_port(container, kind)
+
+
+def _default_elastic_policy(spec: dict[str, Any]) -> None:
+    """minReplicas/maxReplicas default to each other, or to the worker count."""
+    policy = spec.get("elasticPolicy")
+    if policy is None:
+        return
+    low, high = policy.get("minReplicas"), policy.get("maxReplicas")
+    if low is not None and high is not None:
+        return
+    if high is not None:
+        policy["minReplicas"] = high
+    elif low is not None:
+        policy["maxReplicas"] = low
+    else:
+        workers = spec["pytorchReplicaSpecs"].get("Worker", {}).get("replicas", 1)
+        policy["minReplicas"] = policy["maxReplicas"] = workers
+
+
+def apply_defaults(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Return a defaulted deep copy of a structurally valid job manifest."""
+    job = copy.deepcopy(manifest)
+    kind = KINDS[job["kind"]]
+    spec = job["spec"]
+    run_policy = spec.setdefault("runPolicy", {})
+    run_policy.setdefault("cleanPodPolicy", "None")
+    replica_specs = spec.get(kind.replica_specs_key) or {}
+    spec[kind.replica_specs_key] = {
+        canonical_replica_type(kind, replica_type): replica_spec
+        for replica_type, replica_spec in replica_specs.items()
+    }
+    for replica_spec in spec[kind.replica_specs_key].values():
+        if isinstance(replica_spec, dict):
+            _default_replica_spec(replica_spec, kind)
+    if kind.kind == PYTORCH_JOB:
+        spec.setdefault("nprocPerNode", "auto")
+        _default_elastic_policy(spec)
+    job.setdefault("metadata", {}).setdefault("namespace", "default")
+    return job

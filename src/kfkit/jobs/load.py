@@ -1,0 +1,134 @@
+"""Read job manifests from files and directories: load -> check -> default -> admit.
+
+Every document of every file is checked before any job is returned, and all
+problems are reported together, each prefixed with the file it came from, so a
+typo in the third document stops the first one from starting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kfkit.errors import ValidationError
+from kfkit.jobs.defaults import apply_defaults
+from kfkit.jobs.model import API_VERSION, KINDS, Job
+from kfkit.jobs.schema import check_job
+from kfkit.jobs.webhook import admission_problems
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+@dataclass
+class Document:
+    """One YAML document and where it came from."""
+
+    source: str
+    index: int
+    body: Any
+
+
+def manifest_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand directories (recursively) into their manifest files, sorted."""
+    files: list[Path] = []
+    problems: list[str] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix in MANIFEST_SUFFIXES)
+        elif path.is_file() or str(path) == "-":
+            files.append(path)
+        else:
+            problems.append(f"{path}: no such file or directory")
+    if problems:
+        raise ValidationError(problems)
+    return files
+
+
+def read_documents(path: Path) -> Iterator[Document]:
+    """Yield the non-empty YAML documents of one file (``-`` reads stdin)."""
+    import sys
+
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValidationError([f"{path}: cannot read: {error}"]) from None
+    try:
+        for index, body in enumerate(yaml.safe_load_all(text)):
+            if body is not None:
+                yield Document(str(path), index, body)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ValidationError([f"{path}: {where}invalid YAML: {problem}"]) from None
+
+
+def is_job_document(body: Any) -> bool:
+    return isinstance(body, dict) and body.get("kind") in KINDS
+
+
+def _job_problems(document: Document) -> tuple[Job | None, list[str]]:
+    """Check, default and admit one document; return the job or its problems."""
+    body = document.body
+    if not isinstance(body, dict):
+        return None, ["document is not a mapping"]
+    kind = body.get("kind")
+    if kind not in KINDS:
+        return None, [f"kind: {kind!r} is not a training job (expected one of {', '.join(KINDS)})"]
+    if body.get("apiVersion") != API_VERSION:
+        return None, [f"apiVersion: must be {API_VERSION}, got {body.get('apiVersion')!r}"]
+    problems = check_job(body, f"{kind}Spec")
+    if problems:
+        return None, problems
+    manifest = apply_defaults(body)
+    problems = admission_problems(manifest)
+    if problems:
+        return None, problems
+    return Job(manifest=manifest, source=document.source), []
+
+
+def _where(document: Document) -> str:
+    return document.source if document.index == 0 else f"{document.source}[{document.index}]"
+
+
+def load_jobs(paths: Iterable[str | Path], skip_other_kinds: bool = False) -> list[Job]:
+    """Load every job in ``paths``; raise ``ValidationError`` listing all problems.
+
+    With ``skip_other_kinds`` documents that are not PyTorchJob/TFJob (a PVC
+    next to the job, say) are ignored instead of reported.
+    """
+    jobs: list[Job] = []
+    problems: list[str] = []
+    seen: dict[tuple[str, str, str], str] = {}
+    for path in manifest_files(paths):
+        try:
+            documents = list(read_documents(path))
+        except ValidationError as error:
+            problems += error.problems
+            continue
+        for document in documents:
+            if skip_other_kinds and not is_job_document(document.body):
+                continue
+            job, job_problems = _job_problems(document)
+            problems += [f"{_where(document)}: {problem}" for problem in job_problems]
+            if job is None:
+                continue
+            key = (job.kind, job.namespace, job.name)
+            if key in seen:
+                problems.append(
+                    f"{_where(document)}: metadata.name: {job.describe()} is also defined in "
+                    f"{seen[key]}"
+                )
+                continue
+            seen[key] = _where(document)
+            jobs.append(job)
+    if problems:
+        raise ValidationError(problems)
+    if not jobs:
+        raise ValidationError([f"{', '.join(map(str, paths))}: no PyTorchJob or TFJob found"])
+    return jobs
