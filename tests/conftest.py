@@ -1,0 +1,98 @@
+"""Fixtures shared by every test tier."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+UPSTREAM_CRDS = REPO.parent / "shared" / "crds"
+
+
+@pytest.fixture
+def kfkit_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private $KFKIT_HOME, so tests never see each other's jobs."""
+    home = tmp_path / "kfkit-home"
+    monkeypatch.setenv("KFKIT_HOME", str(home))
+    monkeypatch.delenv("KFKIT_CONFIG", raising=False)
+    monkeypatch.delenv("KFKIT_PODDEFAULTS", raising=False)
+    return home
+
+
+@pytest.fixture
+def free_port() -> Callable[[], int]:
+    def pick() -> int:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return int(probe.getsockname()[1])
+
+    return pick
+
+
+def _unknown_fields(value: Any, schema: dict[str, Any], path: str) -> list[str]:
+    """Fields the schema does not declare: what kubectl's strict field validation rejects."""
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    problems: list[str] = []
+    if isinstance(value, dict) and "properties" in schema:
+        for key, item in value.items():
+            if key in schema["properties"]:
+                problems += _unknown_fields(item, schema["properties"][key], f"{path}.{key}")
+            elif not schema.get("additionalProperties"):
+                problems.append(f"{path}.{key}: unknown field")
+    elif isinstance(value, dict) and isinstance(schema.get("additionalProperties"), dict):
+        for key, item in value.items():
+            problems += _unknown_fields(item, schema["additionalProperties"], f"{path}.{key}")
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(value):
+            problems += _unknown_fields(item, schema["items"], f"{path}[{index}]")
+    return problems
+
+
+class UpstreamCrds:
+    """The upstream Kubeflow CRDs in ../shared/crds, as a validator of custom resources."""
+
+    def __init__(self, directory: Path) -> None:
+        self.schemas: dict[tuple[str, str], dict[str, Any]] = {}
+        for crd_file in sorted(directory.glob("*.yaml")):
+            crd = yaml.load(crd_file.read_text(), Loader=yaml.CSafeLoader)
+            group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+            for version in crd["spec"]["versions"]:
+                api_version = f"{group}/{version['name']}"
+                self.schemas[(api_version, kind)] = version["schema"]["openAPIV3Schema"]
+
+    def knows(self, obj: dict[str, Any]) -> bool:
+        return (obj.get("apiVersion"), obj.get("kind")) in self.schemas
+
+    def validate(self, obj: dict[str, Any]) -> list[str]:
+        """Every problem the upstream CRD schema finds in ``obj`` (empty when valid)."""
+        key = (obj.get("apiVersion"), obj.get("kind"))
+        if key not in self.schemas:
+            return [f"no upstream CRD for {key[0]} {key[1]}"]
+        schema = self.schemas[key]  # type: ignore[index]
+        validator = jsonschema.Draft7Validator(schema)
+        problems = [
+            f"{'.'.join(str(p) for p in error.absolute_path) or '<root>'}: {error.message}"
+            for error in validator.iter_errors(obj)
+        ]
+        body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
+        return problems + _unknown_fields(body, schema, "")
+
+
+@pytest.fixture(scope="session")
+def upstream_crds() -> UpstreamCrds:
+    if not UPSTREAM_CRDS.is_dir():
+        pytest.skip(f"the upstream CRDs are not at {UPSTREAM_CRDS}")
+    return UpstreamCrds(UPSTREAM_CRDS)
+
+
+@pytest.fixture(scope="session")
+def upstream_crd_validator(upstream_crds: UpstreamCrds) -> Callable[[dict[str, Any]], list[str]]:
+    """``validate(obj) -> list of problems`` against the upstream Kubeflow CRDs."""
+    return upstream_crds.validate
