@@ -87,7 +87,10 @@ def replica_pids(record) -> list[int]:
     return [s["pid"] for s in record.replicas.values() if s.get("pid")]
 
 
-SMOKE = "import sys; from kfkit.training.smoke import main; sys.exit(main(['--expect-world-size', '3']))"
+SMOKE = (
+    "import sys; from kfkit.training.smoke import main; "
+    "sys.exit(main(['--expect-world-size', '3']))"
+)
 
 
 def test_pytorch_master_and_two_workers_all_reduce(kfkit_home, write_manifest, free_port) -> None:
@@ -130,7 +133,8 @@ def step():
     return strategy.run(replica_step)
 total = step()
 task = json.loads(os.environ["TF_CONFIG"])["task"]
-print(f"task={task['type']}-{task['index']} workers={strategy.num_replicas_in_sync} grad={float(total)}")
+workers = strategy.num_replicas_in_sync
+print(f"task={task['type']}-{task['index']} workers={workers} grad={float(total)}")
 """
 
 
