@@ -421,7 +421,8 @@ class Supervisor:
                     self.handle_exit(rp)
                 elif rp.phase == "Failed" and rp.process is None and not self.finished:
                     self.handle_exit_unstarted(rp)
-                if rp.restart_at is not None and time.monotonic() >= rp.restart_at:
+                due = rp.restart_at is not None and time.monotonic() >= rp.restart_at
+                if due and not self.finished:
                     self.start(rp)
                     if all(r.phase in ("Running", "Succeeded") for r in self.replicas):
                         self.condition(RUNNING, f"{self.job.kind} {self.job.name} is running.")
