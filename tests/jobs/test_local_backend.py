@@ -404,3 +404,39 @@ def test_pod_defaults_hook_is_optional(kfkit_home) -> None:
     assert LocalBackend().config.poddefaults is None
     assert os.environ.get("KFKIT_HOME") == str(kfkit_home)
     assert Path(kfkit_home).name == "kfkit-home"
+
+
+def test_pod_defaults_of_the_namespace_reach_the_replicas(
+    kfkit_home, write_manifest, free_port, tmp_path
+) -> None:
+    poddefaults = tmp_path / "poddefaults"
+    poddefaults.mkdir()
+    (poddefaults / "team.yaml").write_text(
+        """
+apiVersion: kubeflow.org/v1alpha1
+kind: PodDefault
+metadata: {name: testing, namespace: default}
+spec:
+  desc: Testing settings
+  selector:
+    matchLabels: {training.kubeflow.org/replica-type: master}
+  env:
+    - {name: POD_DEFAULT, value: Testing is enabled}
+---
+apiVersion: kubeflow.org/v1alpha1
+kind: PodDefault
+metadata: {name: other-team, namespace: elsewhere}
+spec:
+  desc: Not ours
+  selector: {matchLabels: {training.kubeflow.org/replica-type: master}}
+  env: [{name: OTHER, value: "1"}]
+"""
+    )
+    doc = pytorch("withdefaults", free_port(), replica("pytorch", ENV_DUMP, args=["x"]))
+    backend = LocalBackend(poddefaults=poddefaults)
+    job = load_jobs([write_manifest(doc)])[0]
+    backend.submit(job)
+    assert backend.wait(job.name, timeout=60).status.succeeded
+    env = json.loads(next(line for _, line in backend.logs("withdefaults")))
+    assert env["POD_DEFAULT"] == "Testing is enabled"
+    assert "OTHER" not in env

@@ -30,6 +30,8 @@ def _backend(args: argparse.Namespace) -> Backend:
     options: dict[str, Any] = {}
     if args.backend == "kubernetes":
         options = {"kubeconfig": args.kubeconfig, "context": args.context}
+    elif getattr(args, "poddefaults", None):
+        options = {"poddefaults": args.poddefaults}
     return get_backend(args.backend, **options)
 
 
@@ -252,6 +254,9 @@ def register(subparsers: Any) -> None:
     run.add_argument("-f", "--filename", action="append", required=True, help="file or dir")
     run.add_argument("--detach", action="store_true", help="return once the jobs are started")
     run.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait (3600)")
+    run.add_argument(
+        "--poddefaults", metavar="DIR", help="local backend: apply the PodDefaults in DIR"
+    )
     run.set_defaults(func=cmd_run)
 
     validate = subparsers.add_parser("validate", help="check manifests without running them")

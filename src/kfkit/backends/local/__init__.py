@@ -38,8 +38,15 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, home: str | Path | None = None, workdir: str | None = None) -> None:
+    def __init__(
+        self,
+        home: str | Path | None = None,
+        workdir: str | None = None,
+        poddefaults: str | Path | None = None,
+    ) -> None:
         self.config: LocalConfig = load_config(Path(home) if home else None)
+        if poddefaults is not None:
+            self.config.poddefaults = Path(poddefaults)
         self.workdir = workdir or os.getcwd()
 
     # --- helpers ----------------------------------------------------------------------

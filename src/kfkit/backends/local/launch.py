@@ -124,7 +124,7 @@ def pod_template(job: Job, replica: Replica, config: LocalConfig) -> dict[str, A
     metadata["name"] = replica.pod_name(job.name)
     metadata["namespace"] = job.namespace
     if config.poddefaults is not None:
-        from kfkit import poddefaults  # type: ignore[attr-defined]
+        from kfkit import poddefaults
 
         defaults = poddefaults.load_poddefaults(config.poddefaults, job.namespace)
         template = poddefaults.apply_poddefaults(template, defaults)
