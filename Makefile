@@ -27,8 +27,8 @@ venv: $(VENV_STAMP)
 -include mk/*.mk
 
 lint: venv
-	$(VENV)/bin/ruff check src tests benchmarks pipelines stepfile.py
-	$(VENV)/bin/ruff format --check src tests benchmarks pipelines stepfile.py
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 typecheck: venv
 	$(VENV)/bin/mypy
