@@ -81,7 +81,11 @@ def run_helm(
         command += ["--kubeconfig", str(kubeconfig)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     if result.returncode != 0:
-        raise HelmError(_problems(result.stderr, values))
+        # helm lint reports its findings on stdout; everything else fails on stderr.
+        findings = [
+            line for line in result.stdout.splitlines() if "[ERROR]" in line or "[WARNING]" in line
+        ]
+        raise HelmError(_problems("\n".join([*findings, result.stderr]), values))
     return result.stdout
 
 
