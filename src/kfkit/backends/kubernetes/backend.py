@@ -31,6 +31,7 @@ from kfkit.backends.kubernetes.connection import (
     ForbiddenError,
     api_errors,
     connect,
+    discard,
     read_json,
 )
 from kfkit.backends.kubernetes.events import list_events
@@ -338,7 +339,7 @@ class KubernetesBackend:
 
 def _ignore_missing(delete: Callable[..., Any], name: str, namespace: str) -> None:
     try:
-        delete(name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
+        discard(delete(name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
     except ApiException as error:
         if error.status != 404:
             raise

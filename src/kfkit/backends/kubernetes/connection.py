@@ -191,3 +191,11 @@ def read_json(response: Any) -> Any:
         return json.loads(response.data)
     finally:
         response.release_conn()
+
+
+def discard(response: Any) -> None:
+    """Read and drop a ``_preload_content=False`` body, so its connection can be reused."""
+    try:
+        response.data  # noqa: B018 - reading the body is the point
+    finally:
+        response.release_conn()

@@ -22,6 +22,7 @@ from kfkit.backends.kubernetes.connection import (
     REQUEST_TIMEOUT,
     Connection,
     api_errors,
+    discard,
     read_json,
 )
 from kfkit.backends.kubernetes.resources import INSTALL_HINT, Resource
@@ -164,13 +165,15 @@ class CustomObjects:
         """Delete the object (its dependents in the background); False if it did not exist."""
         with api_errors(self.connection, self._where("delete", name, namespace)):
             try:
-                self.api.delete_namespaced_custom_object(
-                    *self._args(namespace),
-                    name,
-                    propagation_policy="Background",
-                    _preload_content=False,
-                    _request_timeout=REQUEST_TIMEOUT,
-                ).release_conn()
+                discard(
+                    self.api.delete_namespaced_custom_object(
+                        *self._args(namespace),
+                        name,
+                        propagation_policy="Background",
+                        _preload_content=False,
+                        _request_timeout=REQUEST_TIMEOUT,
+                    )
+                )
             except ApiException as error:
                 if error.status != 404:
                     raise

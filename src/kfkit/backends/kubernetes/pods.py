@@ -290,6 +290,7 @@ class LogReader:
                                     return
                                 lines.put((replica.key, line))
                         finally:
+                            response.close()
                             response.release_conn()
                     return  # the container ended, so did its log
                 except urllib3.exceptions.ReadTimeoutError:

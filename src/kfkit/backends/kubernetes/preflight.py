@@ -19,6 +19,7 @@ from kfkit.backends.kubernetes.connection import (
     Connection,
     ForbiddenError,
     api_errors,
+    discard,
     read_json,
 )
 from kfkit.backends.kubernetes.objects import crd_missing
@@ -71,9 +72,11 @@ class Preflight:
         try:
             with api_errors(self.connection, f"namespace {namespace}"):
                 try:
-                    core.read_namespace(
-                        namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
-                    ).release_conn()
+                    discard(
+                        core.read_namespace(
+                            namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+                        )
+                    )
                 except ApiException as error:
                     if error.status != 404:
                         raise
