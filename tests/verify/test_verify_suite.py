@@ -15,7 +15,8 @@ from kfkit.verify import Settings, tag_expression, verify
 
 from .conftest import HERE, REPO
 
-SMOKE = HERE / "features" / "smoke.feature"
+FEATURES = HERE / "features"  # smoke.feature passes, broken.feature fails
+SMOKE = FEATURES / "smoke.feature"
 
 
 def test_tag_expression_leaves_cluster_scenarios_out_locally():
@@ -33,25 +34,27 @@ def test_unknown_target_is_a_user_error(tmp_path):
 
 
 def test_tags_that_match_nothing_are_a_user_error(tmp_path, kfkit_home):
-    with pytest.raises(KfkitError, match="no scenarios match tags"):
+    with pytest.raises(KfkitError, match=r"smoke\.feature: no scenario matches tags"):
         verify([SMOKE], tags="nothing-has-this-tag", report_dir=tmp_path, suite_dir=REPO)
 
 
 @pytest.mark.integration
-def test_cli_runs_the_smoke_feature_and_fails_on_the_broken_scenario(tmp_path, kfkit_home):
+def test_cli_runs_the_features_and_fails_on_the_broken_scenario(tmp_path, kfkit_home):
     parser = argparse.ArgumentParser()
     verify_cli.register(parser.add_subparsers())
     args = parser.parse_args(
-        ["verify", str(SMOKE), "--report-dir", str(tmp_path), "--suite-dir", str(REPO)]
+        ["verify", str(FEATURES), "--report-dir", str(tmp_path), "--suite-dir", str(REPO)]
     )
     assert args.func(args) == 1  # one scenario fails
 
     summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["features"] == {"total": 2, "passed": 1, "failed": 1, "skipped": 0}
     assert summary["scenarios"] == {"total": 2, "passed": 1, "failed": 1, "skipped": 0}
     assert summary["steps"] == {"total": 7, "passed": 4, "failed": 1, "skipped": 2}
 
-    features = load(tmp_path / "cucumber.json")
-    passed, broken = features[0]["elements"]
+    features = {f["name"]: f for f in load(tmp_path / "cucumber.json")}
+    (passed,) = features["Suite smoke test"]["elements"]
+    (broken,) = features["A scenario that must fail"]["elements"]
     assert [s["result"]["status"] for s in passed["steps"]] == ["passed"] * 4
     error = broken["steps"][0]["result"]["error_message"]
     assert error.endswith("manifests/examples/no-such-job.yaml: no such file or directory")

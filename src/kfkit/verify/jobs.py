@@ -1,20 +1,8 @@
-"""The verification suite: run radish on the feature files, and the helpers its steps call.
+"""What ``stepfile.py`` calls: plan a job from a manifest, adjust it, run it, read its results.
 
-Two halves, one module:
-
-- :func:`verify` runs radish in a child process (radish keeps its steps and
-  configuration in module globals, so a fresh interpreter per run is the only
-  clean way to run it twice) and turns its cucumber JSON into the three
-  reports of :mod:`kfkit.report`.
-- :class:`Settings`, :class:`JobPlan` and :func:`run_job` are what
-  ``stepfile.py`` calls. A step only names what it wants ("this manifest, two
-  workers, these trainer arguments, run it"); loading, validating and running
-  stay in kfkit's job model and backends, so the suite tests the same code a
-  user runs.
-
-On the local target every job of a run lives under ``<work dir>/kfkit-home``,
-so verification never mixes its jobs into the user's ``kfkit get``, and its
-manifests, logs and metrics stay next to the report for a post-mortem.
+A step only names what it wants ("this manifest, two workers, these trainer
+arguments, run it"); loading, validating and running stay in kfkit's job
+model and backends, so the suite tests the same code a user runs.
 """
 
 from __future__ import annotations
@@ -22,13 +10,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import os
 import re
-import secrets
 import shlex
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,150 +21,9 @@ from typing import Any
 import yaml
 
 from kfkit.errors import KfkitError
-from kfkit.report import Reports, collect_environment, load, write_reports
+from kfkit.verify.suite import TARGETS
 
-TARGETS = ("local", "kubernetes")
-RADISH_MAIN = "import sys; from radish.main import main; sys.exit(main())"
 METRICS_NAME = "metrics.json"
-
-
-# --- running the suite ----------------------------------------------------------------------
-
-
-def find_suite_dir(start: str | Path | None = None) -> Path:
-    """The nearest directory at or above ``start`` with ``features/`` and ``stepfile.py``."""
-    here = Path(start or os.getcwd()).resolve()
-    for directory in (here, *here.parents):
-        if (directory / "features").is_dir() and (directory / "stepfile.py").is_file():
-            return directory
-    raise KfkitError(
-        f"{here}: no verification suite here or above (a directory with features/ and "
-        "stepfile.py); run from the kfkit checkout or pass --suite-dir"
-    )
-
-
-def tag_expression(tags: str | None, target: str) -> str | None:
-    """The radish tag expression for ``tags`` on ``target``.
-
-    On the local target scenarios tagged ``@cluster`` cannot run, so they are
-    left out rather than failed.
-    """
-    parts = [f"({tags})"] if tags else []
-    if target == "local":
-        parts.append("not cluster")
-    return " and ".join(parts) or None
-
-
-def _basedir_with_stepfile(suite_dir: Path, work_dir: Path) -> Path:
-    """A directory holding only (a link to) stepfile.py: radish imports every .py in ``-b``."""
-    basedir = work_dir / "steps"
-    basedir.mkdir(parents=True, exist_ok=True)
-    link = basedir / "stepfile.py"
-    if link.is_symlink() or link.exists():
-        link.unlink()
-    link.symlink_to(suite_dir / "stepfile.py")
-    return basedir
-
-
-def radish_command(
-    features: Sequence[str | Path],
-    basedir: Path,
-    cucumber_json: Path,
-    tags: str | None,
-    user_data: dict[str, str],
-) -> list[str]:
-    command = [sys.executable, "-c", RADISH_MAIN, *map(str, features)]
-    command += ["-b", str(basedir), "--cucumber-json", str(cucumber_json)]
-    if not sys.stdout.isatty():
-        command += ["--no-ansi"]
-    if tags:
-        command += ["--tags", tags]
-    for key, value in user_data.items():
-        command += ["-u", f"{key}={value}"]
-    return command
-
-
-def _run_radish(command: list[str], env: dict[str, str], timeout: float) -> int:
-    """Run radish in its own process group so a timeout stops its jobs' helpers too."""
-    process = subprocess.Popen(command, env=env, start_new_session=True)
-    try:
-        return process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        raise KfkitError(f"verification timed out after {timeout:.0f}s") from None
-    except KeyboardInterrupt:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait()
-        raise
-
-
-@dataclass
-class Verification:
-    """What ``kfkit verify`` did: the reports and radish's own exit status."""
-
-    reports: Reports
-    radish_exit_code: int
-
-    @property
-    def ok(self) -> bool:
-        return self.radish_exit_code == 0 and self.reports.summary.ok
-
-
-def verify(
-    features: Sequence[str | Path] | None = None,
-    tags: str | None = None,
-    target: str = "local",
-    report_dir: str | Path = "reports",
-    suite_dir: str | Path | None = None,
-    timeout: float = 3600.0,
-) -> Verification:
-    """Run the suite (or the given feature files) and write the reports."""
-    if target not in TARGETS:
-        raise KfkitError(f"--target: unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-    suite = Path(suite_dir).resolve() if suite_dir else find_suite_dir()
-    if not (suite / "stepfile.py").is_file():
-        raise KfkitError(f"{suite}: no stepfile.py in the suite directory")
-    feature_paths = [Path(f).resolve() for f in features] if features else [suite / "features"]
-    missing = [str(path) for path in feature_paths if not path.exists()]
-    if missing:
-        raise KfkitError(f"{', '.join(missing)}: no such feature file or directory")
-    reports_path = Path(report_dir).resolve()
-    work_dir = reports_path / "work"
-    work_dir.mkdir(parents=True, exist_ok=True)
-    raw_json = work_dir / "radish-cucumber.json"
-    raw_json.unlink(missing_ok=True)
-
-    expression = tag_expression(tags, target)
-    user_data = {
-        "target": target,
-        "suite_dir": str(suite),
-        "work_dir": str(work_dir),
-        "run_id": secrets.token_hex(2),
-    }
-    env = dict(os.environ)
-    if target == "local":
-        env["KFKIT_HOME"] = str(work_dir / "kfkit-home")
-    command = radish_command(
-        feature_paths, _basedir_with_stepfile(suite, work_dir), raw_json, expression, user_data
-    )
-    exit_code = _run_radish(command, env, timeout)
-    if not raw_json.is_file():
-        chosen = f" match tags {expression!r}" if expression else " were found"
-        raise KfkitError(
-            f"radish exited with status {exit_code} before writing a report "
-            f"(no scenarios{chosen}, or see its output above)"
-        )
-    environment = collect_environment(
-        target=target, tags=expression or "", features=" ".join(map(str, feature_paths))
-    )
-    reports = write_reports(load(raw_json), reports_path, environment)
-    return Verification(reports=reports, radish_exit_code=exit_code)
-
 
 # --- helpers for the steps ------------------------------------------------------------------
 

@@ -1,0 +1,84 @@
+"""The verification pipeline: compiled YAML up to date, and local runs end to end with kfp.local."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+import yaml
+
+from kfkit.cli import pipeline as pipeline_cli
+from kfkit.errors import KfkitError
+from kfkit.verify.pipeline import COMPILED_NAME, compile_pipeline, load_pipeline_module
+
+from .conftest import REPO
+
+SMOKE = "tests/verify/features/smoke.feature"
+BROKEN = "tests/verify/features/broken.feature"
+
+
+def cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    pipeline_cli.register(parser.add_subparsers())
+    args = parser.parse_args(["pipeline", "--suite-dir", str(REPO), *argv])
+    return int(args.func(args))
+
+
+def test_compiled_pipeline_is_up_to_date(tmp_path):
+    fresh = compile_pipeline(REPO, tmp_path / "verify_pipeline.yaml")
+    committed = REPO / COMPILED_NAME
+    assert fresh.read_text() == committed.read_text(), (
+        "pipelines/verify_pipeline.yaml is stale: run `kfkit pipeline compile`"
+    )
+
+
+def test_compiled_pipeline_shape():
+    spec = yaml.safe_load((REPO / COMPILED_NAME).read_text())
+    tasks = spec["root"]["dag"]["tasks"]
+    assert set(tasks) == {"for-loop-1", "merge-reports", "check-verdict"}
+    assert "parameterIterator" in tasks["for-loop-1"]
+    executors = spec["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in executors.values()} == {"kfkit/kit:0.1.0"}
+    outputs = spec["components"]["comp-merge-reports"]["outputDefinitions"]["artifacts"]
+    assert outputs["html_report"]["artifactType"]["schemaTitle"] == "system.HTML"
+    assert outputs["summary"]["artifactType"]["schemaTitle"] == "system.Markdown"
+    groups = spec["root"]["inputDefinitions"]["parameters"]["groups"]["defaultValue"]
+    module = load_pipeline_module(REPO)
+    assert groups == module.FEATURE_GROUPS
+
+
+def test_unknown_group_is_a_user_error():
+    with pytest.raises(KfkitError, match=r"--group: features/nope\.feature: no such feature file"):
+        cli("run", "--local", "--group", "features/nope.feature")
+
+
+@pytest.mark.integration
+def test_local_run_passes_with_a_passing_group(tmp_path, kfkit_home):
+    report_dir = tmp_path / "reports"
+    code = cli(
+        "run", "--local", "--tags", "", "--group", SMOKE,
+        "--report-dir", str(report_dir), "--pipeline-root", str(tmp_path / "root"),
+    )  # fmt: skip
+    assert code == 0
+    features = json.loads((report_dir / "cucumber.json").read_text())
+    assert [f["name"] for f in features] == ["Suite smoke test"]
+    assert "| scenarios | 1 | 1 | 0 | 0 |" in (report_dir / "summary.md").read_text()
+
+
+@pytest.mark.integration
+def test_local_run_merges_groups_and_fails_on_a_failed_scenario(tmp_path, kfkit_home):
+    report_dir = tmp_path / "reports"
+    code = cli(
+        "run", "--local", "--tags", "", "--group", SMOKE, "--group", BROKEN,
+        "--report-dir", str(report_dir), "--pipeline-root", str(tmp_path / "root"),
+    )  # fmt: skip
+    assert code == 1
+    (run_dir,) = (tmp_path / "root").iterdir()
+    # Both groups ran (in the ParallelFor), the merge wrote the reports, the verdict failed.
+    assert len(list(run_dir.glob("for-loop-1-iteration-*/run-feature-group/cucumber_json"))) == 2
+    assert "| scenarios | 2 | 1 | 1 | 0 |" in (report_dir / "summary.md").read_text()
+    html = (report_dir / "report.html").read_text()
+    assert "no-such-job.yaml: no such file or directory" in html
+    assert "Kubeflow Pipelines" in html  # the environment says where it ran
+    assert not (run_dir / "check-verdict" / "executor_output.json").exists()
