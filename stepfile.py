@@ -14,6 +14,7 @@ from __future__ import annotations
 from radish import after, given, then, when, world
 
 from kfkit import verify
+from kfkit.verify import platform
 
 
 def settings() -> verify.Settings:
@@ -84,6 +85,116 @@ def then_accuracy(step, threshold):
 def then_loss(step, threshold):
     loss = verify.final_loss(step.context.run)
     assert loss < threshold, f"validation cross-entropy {loss:.4f} is not below {threshold}"
+
+
+# --- the chart -----------------------------------------------------------------------------
+
+
+@given('the chart setting "{assignment}"')
+def given_chart_setting(step, assignment):
+    step.context.__dict__.setdefault("chart_sets", []).append(assignment)
+
+
+@when("the platform chart is rendered")
+def when_chart_rendered(step):
+    step.context.objects = platform.render_chart(step.context.__dict__.get("chart_sets", []))
+
+
+@when("the platform chart is upgraded on the cluster")
+def when_chart_upgraded(step):
+    sets = step.context.__dict__.get("chart_sets", [])
+    step.context.objects = platform.upgrade_chart(sets, settings().extra.get("kubeconfig"))
+
+
+@then("every component container has these resources")
+def then_component_resources(step):
+    expected = platform.resources_from_table(step.table)
+    found = platform.container_resources(step.context.objects)
+    assert found, "the chart has no component containers"
+    wrong = {where: got for where, got in found.items() if got != expected}
+    assert not wrong, f"expected {expected} everywhere, but: {wrong}"
+
+
+# --- notebooks and PodDefaults --------------------------------------------------------------
+
+
+@given('the notebook "{manifest}"')
+def given_notebook(step, manifest):
+    step.context.notebook = manifest
+
+
+@given('the PodDefaults in "{directory}"')
+def given_poddefaults(step, directory):
+    step.context.poddefaults = directory
+
+
+@when("the notebook pod is admitted")
+def when_notebook_admitted(step):
+    context = step.context
+    context.pod = platform.notebook_pod(settings(), context.notebook, context.poddefaults)
+
+
+@then('its container has {name:w} set to "{value}"')
+def then_env_value(step, name, value):
+    env = platform.container_env(step.context.pod)
+    assert env.get(name) == value, f"{name} is {env.get(name)!r}; the environment: {env}"
+
+
+@then('its container has {name:w} from the secret "{secret}" key "{key}"')
+def then_env_secret(step, name, secret, key):
+    env = platform.container_env(step.context.pod)
+    assert env.get(name) == f"secret:{secret}/{key}", f"{name}: {env.get(name)!r}"
+
+
+@then('its container mounts "{path}"')
+def then_mounts(step, path):
+    mounts = platform.container_mounts(step.context.pod)
+    assert path in mounts, f"{path} is not mounted; mounts: {mounts}"
+
+
+# --- the container builder ------------------------------------------------------------------
+
+
+@given('the build source "{source}"')
+def given_build_source(step, source):
+    step.context.build_source = source
+
+
+@when('the image "{image}" is built without a cluster')
+def when_built_locally(step, image):
+    step.context.build = platform.build_image(
+        settings(), step.context.build_source, image, on_cluster=False
+    )
+
+
+@when('the image named by the user data "{key}" is built on the cluster')
+def when_built_on_cluster(step, key):
+    image = platform.required_user_data(settings(), key)
+    step.context.build = platform.build_image(
+        settings(), step.context.build_source, image, on_cluster=True
+    )
+
+
+@then("the build context has a Dockerfile")
+def then_build_context(step):
+    context = step.context.build.context_path
+    assert context is not None and (context / "Dockerfile").is_file(), f"no Dockerfile in {context}"
+
+
+@then('the Kaniko Job builds "{image}" from that context')
+def then_kaniko_job(step, image):
+    build = step.context.build
+    args = platform.kaniko_args(build.job_manifest)
+    assert f"--destination={image}" in args, args
+    assert any(
+        a.startswith("--context=dir://") and a.endswith(build.context_path.name) for a in args
+    )
+
+
+@then("the build succeeded")
+def then_build_succeeded(step):
+    build = step.context.build
+    assert build.succeeded and build.digest, f"build of {build.destination}: {build.message}"
 
 
 # --- hooks ----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from kfkit.errors import KfkitError
 from kfkit.verify import TARGETS, verify
 
 
@@ -39,7 +40,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--timeout", type=float, default=3600.0, help="seconds for the whole run (default: 3600)"
     )
+    parser.add_argument(
+        "-u",
+        "--user-data",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="passed to the steps (e.g. kubeconfig=..., build_image=... for @cluster scenarios)",
+    )
     parser.set_defaults(func=run)
+
+
+def parse_user_data(pairs: list[str]) -> dict[str, str]:
+    data = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise KfkitError(f"--user-data: {pair!r}: expected KEY=VALUE")
+        data[key] = value
+    return data
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         report_dir=args.report_dir,
         suite_dir=args.suite_dir,
         timeout=args.timeout,
+        user_data=parse_user_data(args.user_data),
     )
     reports = result.reports
     print()

@@ -36,6 +36,8 @@ class Settings:
     suite_dir: Path = field(default_factory=Path.cwd)
     work_dir: Path = field(default_factory=lambda: Path.cwd() / "reports" / "work")
     run_id: str = "0000"
+    # Everything else given with -u key=value (cluster settings such as build_pvc).
+    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_user_data(cls, data: dict[str, Any] | None) -> Settings:
@@ -49,6 +51,7 @@ class Settings:
             suite_dir=suite,
             work_dir=Path(str(data.get("work_dir") or suite / "reports" / "work")),
             run_id=str(data.get("run_id") or "0000"),
+            extra={str(k): str(v) for k, v in data.items()},
         )
 
     def backend(self) -> Any:

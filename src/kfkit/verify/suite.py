@@ -142,8 +142,13 @@ def verify(
     report_dir: str | Path = "reports",
     suite_dir: str | Path | None = None,
     timeout: float = 3600.0,
+    user_data: dict[str, str] | None = None,
 ) -> Verification:
-    """Run the suite (or the given feature files) and write the reports."""
+    """Run the suite (or the given feature files) and write the reports.
+
+    ``user_data`` reaches the steps as radish user data (cluster settings such
+    as ``kubeconfig`` or ``build_pvc``); it cannot override the run's own keys.
+    """
     if target not in TARGETS:
         raise KfkitError(f"--target: unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     suite = Path(suite_dir).resolve() if suite_dir else find_suite_dir()
@@ -161,6 +166,7 @@ def verify(
 
     expression = tag_expression(tags, target)
     user_data = {
+        **(user_data or {}),
         "target": target,
         "suite_dir": str(suite),
         "work_dir": str(work_dir),
