@@ -37,6 +37,7 @@ error raised when the server does not become ready.
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import socket
 import ssl
@@ -58,6 +59,7 @@ from kfkit.platform.tools import find_tool, missing_reason, which_system
 ADMIN_USER = "kfkit-admin"
 LIMITED_USER = "kfkit-limited"
 SERVICE_CIDR = "10.0.0.0/24"
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
 
 class ApiServerError(KfkitError):
@@ -203,6 +205,9 @@ class LocalApiServer:
                 "--authorization-mode=RBAC",
                 "--disable-admission-plugins=ServiceAccount",
                 "--enable-priority-and-fairness=false",
+                # Reach webhook services through their Endpoints (none here: calls fail fast)
+                # rather than through DNS names, which may resolve to anything on this host.
+                "--enable-aggregator-routing=true",
                 "--profiling=false",
                 "--logtostderr=true",
                 "--v=1",
@@ -249,8 +254,16 @@ class LocalApiServer:
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = (self.workdir / f"{name}.log").open("wb")
+        # Both servers talk only over loopback and the (unroutable) service network: a proxy
+        # from the environment would carry webhook calls off the machine.
+        env = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
         process = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.workdir
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.workdir,
+            env=env,
         )
         self._processes.append((name, process, log))
 
