@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from kfkit.backends.base import JobRecord
 from kfkit.backends.kubernetes.connection import ConflictError
@@ -355,3 +357,27 @@ def test_following_a_replica_that_never_starts_times_out(cluster: Any, namespace
         NotFoundError, match=r"replica 'chief-0' not found .*\(master-0, worker-0\)"
     ):
         list(backend.logs("stuck", namespace, replica="chief-0"))
+
+
+def test_the_cli_verbs_run_against_the_cluster(
+    cluster: Any, namespace: str, tmp_path: Path, capsys: Any
+) -> None:
+    from kfkit.cli.main import main
+
+    manifest = tmp_path / "job.yaml"
+    manifest.write_text(yaml.safe_dump(job_manifest("cli", "ignored")))
+    flags = ["--backend", "kubernetes", "--kubeconfig", str(cluster.server.kubeconfig)]
+    flags += ["-n", namespace]
+    operator = cluster.operator
+    operator.later(
+        1.0,
+        (operator.set_condition, "PyTorchJob", namespace, "cli", "Running"),
+        (operator.set_condition, "PyTorchJob", namespace, "cli", "Succeeded"),
+    )
+    assert main(["run", "-f", str(manifest), *flags, "--timeout", "30"]) == 0
+    err = capsys.readouterr().err
+    assert f"PyTorchJob {namespace}/cli created (kubernetes backend)" in err
+    assert f"PyTorchJob {namespace}/cli: Succeeded" in err
+    assert main(["delete", "job", "cli", *flags]) == 0
+    assert main(["describe", "job", "cli", *flags]) == 2
+    assert f"job {namespace}/cli not found" in capsys.readouterr().err

@@ -81,7 +81,9 @@ class CustomObjects:
         self.apply_api = client.CustomObjectsApi(connection.apply_api)
 
     def _where(self, verb: str, name: str, namespace: str | None) -> str:
-        scope = f"{namespace}/{name}" if namespace else name or "(all namespaces)"
+        if name:
+            return f"{verb} {self.resource.kind} {namespace}/{name}"
+        scope = f"in namespace {namespace}" if namespace else "in all namespaces"
         return f"{verb} {self.resource.kind} {scope}"
 
     def _args(self, namespace: str) -> tuple[str, str, str, str]:
