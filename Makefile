@@ -6,7 +6,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.kfkit-installed
-export KFKIT_CACHE ?= $(CURDIR)/.cache
+# Downloads and builds (tools, MNIST) are cached per machine, outside the clone, so CI
+# on this machine reuses them and only a fresh machine rebuilds.
+export KFKIT_CACHE ?= $(HOME)/.cache/kfkit
 
 # Extra set-up that tests need (tools, servers); component makefiles append to it.
 TEST_DEPS :=
