@@ -62,6 +62,18 @@ def when_job_runs(step, seconds):
     verify.attach_metrics(step, step.context.run)
 
 
+@when("the job is started")
+def when_job_started(step):
+    verify.submit_job(settings(), step.context.plan)
+
+
+@when("{victim} is killed once {watched} has logged {count:d} training steps")
+def when_replica_killed(step, victim, watched, count):
+    plan = step.context.plan
+    verify.wait_for_log_lines(settings(), plan, watched, "Train Epoch", count, timeout=300)
+    verify.kill_replica(settings(), plan, victim)
+
+
 @then("the job succeeded")
 def then_job_succeeded(step):
     run = step.context.run
@@ -73,6 +85,18 @@ def then_replicas_ended(step, seconds):
     statuses = verify.wait_replicas_ended(settings(), step.context.run, timeout=seconds)
     failed = {kind: s.get("failed") for kind, s in statuses.items() if s.get("failed")}
     assert not failed, f"failed replicas: {failed}"
+
+
+@then("the job restarted a replica")
+def then_restarted(step):
+    run = step.context.run
+    assert verify.restarts(run), f"no Restarting condition: {run.status.conditions}"
+
+
+@then("training resumed from a checkpoint")
+def then_resumed(step):
+    resumed = step.context.run.metrics.get("resumed_from_step")
+    assert resumed, f"training started over (resumed_from_step={resumed})"
 
 
 @then("the test accuracy is at least {threshold:g}")

@@ -73,8 +73,13 @@ def curves(metrics: Any) -> list[Curve]:
 
 
 def curves_svg(title: str, metrics: Any) -> str | None:
-    """An ``<svg>`` element with the loss and accuracy panels, or None without curves."""
+    """An ``<svg>`` element with the loss and accuracy panels, or None without curves.
+
+    Single points (one evaluation, one epoch) are left out when real curves exist.
+    """
     found = curves(metrics)
+    if any(len(c.xs) > 1 for c in found):
+        found = [c for c in found if len(c.xs) > 1]
     if not found:
         return None
     import matplotlib

@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import os
 import re
 import shlex
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -75,6 +77,8 @@ class JobPlan:
     source: str
     # A kfkit trainer takes --metrics-file; other programs get no extra arguments.
     trainer: bool = False
+    # Set once the job is submitted: the manifest that ran, kept next to the report.
+    manifest_file: Path | None = None
 
     @property
     def name(self) -> str:
@@ -183,10 +187,12 @@ def metrics_from_logs(lines: Sequence[str]) -> dict[str, Any]:
     return metrics
 
 
-def submit_job(settings: Settings, plan: JobPlan) -> tuple[Any, Path]:
+def submit_job(settings: Settings, plan: JobPlan) -> Path:
     """Write the plan as a manifest next to the report, load it through the job model, submit."""
     from kfkit.jobs.load import load_jobs
 
+    if plan.manifest_file is not None:
+        raise KfkitError(f"job {plan.name} was already started")
     job_dir = settings.work_dir / "jobs" / plan.name
     job_dir.mkdir(parents=True, exist_ok=True)
     if settings.target == "local" and plan.trainer:
@@ -194,20 +200,21 @@ def submit_job(settings: Settings, plan: JobPlan) -> tuple[Any, Path]:
     manifest_file = job_dir / "job.yaml"
     manifest_file.write_text(yaml.safe_dump(plan.manifest, sort_keys=False), encoding="utf-8")
     job = load_jobs([manifest_file])[0]
+    settings.backend().submit(job)
+    plan.manifest_file = manifest_file
+    return manifest_file
+
+
+def finish_job(settings: Settings, plan: JobPlan, timeout: float) -> JobRun:
+    """Wait for a started job; keep its logs and metrics next to the report."""
+    if plan.manifest_file is None:
+        raise KfkitError(f"job {plan.name} was never started")
     backend = settings.backend()
-    backend.submit(job)
-    return backend, manifest_file
-
-
-def finish_job(
-    settings: Settings, plan: JobPlan, backend: Any, manifest_file: Path, timeout: float
-) -> JobRun:
-    """Wait for the job, keep its logs and metrics, then delete it (stopping leftovers)."""
     started = time.monotonic()
     try:
         record = backend.wait(plan.name, plan.namespace, timeout=timeout)
     finally:
-        logs_dir = manifest_file.parent / "logs"
+        logs_dir = plan.manifest_file.parent / "logs"
         logs_dir.mkdir(exist_ok=True)
         lines: dict[str, list[str]] = {}
         for replica, line in backend.logs(plan.name, plan.namespace):
@@ -219,25 +226,78 @@ def finish_job(
         metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
     else:
         metrics = metrics_from_logs([line for group in lines.values() for line in group])
-    return JobRun(plan, record, metrics, manifest_file, logs_dir, time.monotonic() - started)
+    elapsed = time.monotonic() - started
+    return JobRun(plan, record, metrics, plan.manifest_file, logs_dir, elapsed)
 
 
 def cleanup_job(settings: Settings, plan: JobPlan) -> None:
     """Delete a job this run submitted (stopping any replica still running)."""
     from kfkit.errors import NotFoundError
 
+    if plan.manifest_file is None:
+        return
     with contextlib.suppress(NotFoundError):
         settings.backend().delete(plan.name, plan.namespace)
 
 
 def run_job(settings: Settings, plan: JobPlan, timeout: float) -> JobRun:
-    """Submit the planned job, wait for it to finish and collect its logs and metrics.
+    """Submit the planned job (unless a step started it), wait for it, collect its results.
 
     The job is left in place so later steps can look at its replicas; call
     :func:`cleanup_job` when the scenario ends.
     """
-    backend, manifest_file = submit_job(settings, plan)
-    return finish_job(settings, plan, backend, manifest_file, timeout)
+    if plan.manifest_file is None:
+        submit_job(settings, plan)
+    return finish_job(settings, plan, timeout)
+
+
+def wait_for_log_lines(
+    settings: Settings, plan: JobPlan, replica: str, prefix: str, count: int, timeout: float
+) -> int:
+    """Follow one replica's log until ``count`` lines start with ``prefix``; return the count.
+
+    The backend's log stream ends when the job finishes, so this never waits
+    on a job that is gone; ``timeout`` bounds a job that runs but never logs.
+    """
+    deadline = time.monotonic() + timeout
+    seen = 0
+    for _, line in settings.backend().logs(plan.name, plan.namespace, replica=replica, follow=True):
+        seen += line.startswith(prefix)
+        if seen >= count:
+            return seen
+        if time.monotonic() > deadline:
+            break
+    raise AssertionError(f"{plan.name} {replica} logged {seen} of {count} {prefix!r} lines")
+
+
+def kill_replica(settings: Settings, plan: JobPlan, replica: str) -> None:
+    """Kill one replica the hard way (SIGKILL locally, pod deleted at once on a cluster).
+
+    Neither backend has a verb for this (a user never needs one), so this is
+    the fault injector's own: on the local backend the replica's process
+    group, as recorded in the job's state; on a cluster the replica's pod.
+    """
+    if settings.target == "local":
+        from kfkit.backends.local.state import JobDir, read_json
+
+        home = settings.backend().config.home
+        state = read_json(JobDir(plan.namespace, plan.name, home).replicas_file, {})
+        pid = (state.get(replica) or {}).get("pid")
+        if not pid:
+            raise AssertionError(f"{plan.name} {replica} is not running (state: {state})")
+        os.killpg(int(pid), signal.SIGKILL)
+        return
+    from kubernetes import client, config
+
+    config.load_config()
+    client.CoreV1Api().delete_namespaced_pod(
+        f"{plan.name}-{replica}", plan.namespace, grace_period_seconds=0
+    )
+
+
+def restarts(run: JobRun) -> list[dict[str, Any]]:
+    """The job's Restarting conditions: the operator records one when it restarts a replica."""
+    return [c for c in run.status.conditions if c.get("type") == "Restarting"]
 
 
 def wait_replicas_ended(settings: Settings, run: JobRun, timeout: float) -> dict[str, Any]:
