@@ -413,17 +413,26 @@ def _string_map(value: Any) -> dict[str, str]:
 def pod_of(document: Object, source: str = "<input>") -> tuple[Object, str | None]:
     """The pod (or pod template) inside a manifest, and the namespace it would run in.
 
-    A Pod is itself; a Notebook (and any workload with ``spec.template``) runs
-    the pod of its template, in the owner's namespace.
+    A Pod is itself. A Notebook runs the pod of its template, and the notebook
+    controller gives that pod the Notebook's labels plus ``statefulset`` and
+    ``notebook-name`` (the CRD keeps no template metadata), so PodDefaults select
+    on those. Any other workload with ``spec.template`` runs its template's pod.
     """
     if not isinstance(document, dict):
         raise KfkitError(f"{source}: not a Kubernetes object")
     kind = document.get("kind")
-    namespace = (document.get("metadata") or {}).get("namespace")
+    metadata = document.get("metadata") or {}
+    namespace = metadata.get("namespace")
     if kind == "Pod":
         return document, namespace
     template = (document.get("spec") or {}).get("template")
     if isinstance(template, dict):
+        template = copy.deepcopy(template)
+        if kind == "Notebook":
+            name = str(metadata.get("name", ""))
+            labels = template.setdefault("metadata", {}).setdefault("labels", {})
+            labels.update(_string_map(metadata.get("labels")))
+            labels.update({"statefulset": name, "notebook-name": name})
         return template, namespace
     if kind is None and "spec" in document and "containers" in document["spec"]:
         return document, namespace

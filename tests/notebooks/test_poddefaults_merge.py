@@ -349,3 +349,17 @@ def test_cli_rejects_a_missing_file(tmp_path: Path) -> None:
             "--poddefaults",
             str(tmp_path),
         )
+
+
+def test_notebook_pod_gets_the_notebook_labels_as_the_controller_gives_them() -> None:
+    from kfkit.poddefaults import pod_of
+
+    notebook = yaml.safe_load((NOTEBOOK_MANIFESTS / "notebook.yaml").read_text())
+    template, namespace = pod_of(notebook, "notebook.yaml")
+    assert namespace == "kubeflow-user-example-com"
+    labels = template["metadata"]["labels"]
+    assert labels["notebook-name"] == labels["statefulset"] == "tf-notebook"
+    assert labels["add-test-secret"] == "true"
+    assert "metadata" not in notebook["spec"]["template"]  # the input is not changed
+    with pytest.raises(KfkitError, match="expected a Pod or an object with spec.template"):
+        pod_of({"kind": "ConfigMap", "data": {}}, "cm.yaml")
