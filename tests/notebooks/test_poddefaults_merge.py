@@ -361,5 +361,5 @@ def test_notebook_pod_gets_the_notebook_labels_as_the_controller_gives_them() ->
     assert labels["notebook-name"] == labels["statefulset"] == "tf-notebook"
     assert labels["add-test-secret"] == "true"
     assert "metadata" not in notebook["spec"]["template"]  # the input is not changed
-    with pytest.raises(KfkitError, match="expected a Pod or an object with spec.template"):
+    with pytest.raises(KfkitError, match=r"expected a Pod or an object with spec\.template"):
         pod_of({"kind": "ConfigMap", "data": {}}, "cm.yaml")
