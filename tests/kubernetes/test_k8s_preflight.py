@@ -7,6 +7,9 @@ until a test binds a Role to it, as a data scientist's account on a cluster.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from kfkit.platform.apiserver import LIMITED_USER
 from .test_k8s_jobs import job_manifest, make_job
 
 pytestmark = pytest.mark.apiserver
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -139,3 +143,26 @@ def test_forbidden_reads_are_one_line_cli_errors(cluster: Any, namespace: str, c
         'cannot list resource "pytorchjobs" in API group "kubeflow.org" '
         f'in the namespace "{namespace}"' in err[0]
     )
+
+
+def run_e2e_check(kubeconfig: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(REPO / "tests/kubernetes/e2e_cluster.py"), "--check"],
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_e2e_check_passes_only_when_the_crds_are_served(cluster: Any) -> None:
+    result = run_e2e_check(cluster.server.kubeconfig)
+    assert result.returncode == 0, result.stderr
+    assert "answers (Kubernetes v1.20.2)" in result.stdout
+    cluster.remove_crd("TFJob")
+    try:
+        result = run_e2e_check(cluster.server.kubeconfig)
+    finally:
+        cluster.install_crd("TFJob")
+    assert result.returncode == 2
+    assert result.stderr.startswith("e2e-cluster: TFJob CRD not installed on ")

@@ -366,3 +366,24 @@ def test_bad_kubeconfig_and_context_are_one_line_errors(tmp_path: Path) -> None:
     assert "no-such-context" in str(error.value) and "\n" not in str(error.value)
     with pytest.raises(KfkitError, match="--context: expected a string"):
         KubernetesBackend(kubeconfig=str(kubeconfig), context=3)
+
+
+def test_e2e_cluster_check_fails_fast_without_a_cluster(tmp_path: Path, free_port: Any) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    kubeconfig = write_kubeconfig_for(tmp_path, free_port())
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, str(REPO / "tests/kubernetes/e2e_cluster.py"), "--check"],
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and time.monotonic() - started < 20
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("e2e-cluster: version: cannot reach the Kubernetes API server")
+    assert "connection refused" in first

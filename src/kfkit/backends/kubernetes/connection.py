@@ -71,6 +71,11 @@ def running_in_pod() -> bool:
     )
 
 
+def _default_kubeconfig_exists() -> bool:
+    paths = os.environ.get("KUBECONFIG") or "~/.kube/config"
+    return any(Path(p).expanduser().is_file() for p in paths.split(os.pathsep) if p)
+
+
 def connect(
     kubeconfig: str | os.PathLike[str] | None = None, context: str | None = None
 ) -> Connection:
@@ -86,6 +91,11 @@ def connect(
             if IN_CLUSTER_NAMESPACE_FILE.exists():
                 namespace = IN_CLUSTER_NAMESPACE_FILE.read_text().strip() or namespace
         else:
+            if kubeconfig is None and not _default_kubeconfig_exists():
+                raise KfkitError(
+                    "no kubeconfig: neither $KUBECONFIG nor ~/.kube/config exists and this is "
+                    "not a pod; pass --kubeconfig (or create a cluster, e.g. kind create cluster)"
+                )
             config_file = str(kubeconfig) if kubeconfig is not None else None
             config.load_kube_config(
                 config_file=config_file,
@@ -104,6 +114,9 @@ def connect(
     except OSError as error:
         raise KfkitError(f"--kubeconfig {kubeconfig}: cannot read: {error.strerror}") from None
 
+    # One retry of a failed connection, not urllib3's three: an unreachable server is
+    # reported in seconds. Watches and log streams resume on their own.
+    configuration.retries = 1
     apply_api = client.ApiClient(configuration)
     apply_api.set_default_header("Content-Type", APPLY_CONTENT_TYPE)
     return Connection(
