@@ -20,7 +20,6 @@ exec jupyter lab \
     --ServerApp.port_retries=0 \
     --ServerApp.base_url="${NB_PREFIX}" \
     --ServerApp.root_dir="${HOME}" \
-    --ServerApp.allow_origin='*' \
     --ServerApp.open_browser=False \
     --IdentityProvider.token="${JUPYTER_TOKEN:-}" \
     --ServerApp.password='' \

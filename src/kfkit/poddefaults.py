@@ -335,10 +335,11 @@ def apply_poddefaults(pod: Object, poddefaults: list[Object]) -> Object:
     for container in spec.get("containers") or []:
         _apply_on_container(container, chosen, conflicts)
 
-    sidecars = _Merge("sidecar container", spec.setdefault("containers", []), _by("name"))
-    for pd in chosen:
-        for sidecar in pd["spec"].get("sidecars") or []:
-            sidecars.add(sidecar, _owner(pd), conflicts)
+    if any(pd["spec"].get("sidecars") for pd in chosen):
+        sidecars = _Merge("sidecar container", spec.setdefault("containers", []), _by("name"))
+        for pd in chosen:
+            for sidecar in pd["spec"].get("sidecars") or []:
+                sidecars.add(sidecar, _owner(pd), conflicts)
 
     if conflicts:
         names = ", ".join(_name(pd) for pd in chosen)

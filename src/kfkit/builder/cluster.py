@@ -121,7 +121,15 @@ def run_job(
                 raise TimeoutError
             time.sleep(POLL_SECONDS)
     except TimeoutError:
-        batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+        try:
+            batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+        except ApiException as error:
+            return BuildOutcome(
+                True,
+                False,
+                f"build did not finish within {timeout:.0f}s, and deleting job "
+                f"{namespace}/{name} failed ({error.reason}); delete it yourself",
+            )
         return BuildOutcome(True, False, f"build did not finish within {timeout:.0f}s; job deleted")
 
 
