@@ -3,10 +3,16 @@
 #                     screenshotted). Debian's chromium and chromium-driver packages; Debian's
 #                     security archive keeps only the newest build of them, so the package is not
 #                     pinned to a version (an old pin would stop installing after the next update).
-# Idempotent: nothing is installed when chromium is already on PATH.
+#   verify-cucumber-reporter   the npm package cucumber-html-reporter 7.2.0 and its dependencies,
+#                     pinned by tests/verify/cucumber_reporter/package-lock.json (npm ci), under
+#                     $(KFKIT_CACHE)/verify: a standard cucumber tool the tests feed our cucumber JSON.
+# Idempotent: nothing is installed when chromium is already on PATH or the package is in the cache.
 
-.PHONY: verify-chromium verify-fast verify-report
-TEST_DEPS += verify-chromium
+CUCUMBER_REPORTER_SRC := tests/verify/cucumber_reporter
+CUCUMBER_REPORTER_DIR := $(KFKIT_CACHE)/verify/cucumber-html-reporter
+
+.PHONY: verify-chromium verify-cucumber-reporter verify-fast
+TEST_DEPS += verify-chromium verify-cucumber-reporter
 
 verify-chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -14,6 +20,14 @@ verify-chromium:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 			chromium chromium-driver fonts-dejavu-core; }
 	@chromium --version
+
+verify-cucumber-reporter: $(CUCUMBER_REPORTER_DIR)/node_modules/.package-lock.json
+
+$(CUCUMBER_REPORTER_DIR)/node_modules/.package-lock.json: \
+		$(CUCUMBER_REPORTER_SRC)/package.json $(CUCUMBER_REPORTER_SRC)/package-lock.json
+	mkdir -p $(CUCUMBER_REPORTER_DIR)
+	cp $^ $(CUCUMBER_REPORTER_DIR)/
+	cd $(CUCUMBER_REPORTER_DIR) && npm ci --no-audit --no-fund --silent
 
 # The CI-sized suite, as `make demo` runs it; reports go to reports/.
 verify-fast: venv
