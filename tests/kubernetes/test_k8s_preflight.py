@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kfkit.backends.kubernetes.connection import ForbiddenError
+from kfkit.backends.kubernetes.connection import ForbiddenError, ServerUnreachableError
 from kfkit.backends.kubernetes.objects import CrdMissingError
 from kfkit.cli.main import main
 from kfkit.errors import KfkitError, NotFoundError
@@ -166,3 +166,17 @@ def test_e2e_check_passes_only_when_the_crds_are_served(cluster: Any) -> None:
         cluster.install_crd("TFJob")
     assert result.returncode == 2
     assert result.stderr.startswith("e2e-cluster: TFJob CRD not installed on ")
+
+
+def test_a_server_with_an_unknown_certificate_is_a_tls_error(cluster: Any, tmp_path: Path) -> None:
+    config = yaml.safe_load(Path(cluster.server.kubeconfig).read_text())
+    del config["clusters"][0]["cluster"]["certificate-authority"]  # verify against system CAs
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    with pytest.raises(ServerUnreachableError) as error:
+        cluster.backend(kubeconfig=kubeconfig).list("default")
+    assert str(error.value) == (
+        f"discover kubeflow.org/v1: cannot reach the Kubernetes API server {cluster.server.url} "
+        "(context kfkit-admin): TLS handshake failed (wrong CA or server?); is the cluster "
+        "running, and are --kubeconfig and --context right?"
+    )

@@ -184,10 +184,13 @@ def api_errors(connection: Connection, what: str) -> Iterator[None]:
     try:
         yield
     except ApiException as error:
-        if error.status == 0 or error.status is None:  # the client's own connection failure
+        if not error.status:  # the client's own failure to connect (TLS, mostly)
+            reason = str(error.reason or "")
+            if "SSL" in reason or "certificate" in reason:
+                reason = "TLS handshake failed (wrong CA or server?)"
             raise ServerUnreachableError(
                 f"{what}: cannot reach the Kubernetes API server {connection.describe()}: "
-                f"{error.reason}"
+                f"{reason.strip().splitlines()[0] if reason.strip() else 'no answer'}"
             ) from None
         raise translate(error, what, connection) from None
     except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as error:

@@ -20,6 +20,9 @@ from kfkit.backends.kubernetes.connection import (
     read_json,
 )
 
+# Above this many objects, one namespace-wide list is cheaper than a request per object.
+MAX_SELECTED_REQUESTS = 8
+
 
 def event_time(event: dict[str, Any]) -> str:
     """The most recent time an event was seen (events.k8s.io fields first)."""
@@ -51,20 +54,36 @@ def list_events(
     (RBAC), the record simply has none rather than the command failing.
     """
     core = client.CoreV1Api(connection.api)
-    events: list[dict[str, Any]] = []
-    for kind, name in objects:
-        selector = f"involvedObject.kind={kind},involvedObject.name={name}"
+    wanted = list(objects)
+    # One request per object, or for many objects one for the namespace, filtered here.
+    selectors: list[str | None] = [
+        f"involvedObject.kind={kind},involvedObject.name={name}" for kind, name in wanted
+    ]
+    if len(wanted) > MAX_SELECTED_REQUESTS:
+        selectors = [None]
+    items: list[dict[str, Any]] = []
+    for selector in selectors:
         try:
-            with api_errors(connection, f"list events of {kind} {namespace}/{name}"):
+            with api_errors(connection, f"list events in namespace {namespace}"):
                 body = read_json(
                     core.list_namespaced_event(
                         namespace,
-                        field_selector=selector,
                         _preload_content=False,
                         _request_timeout=REQUEST_TIMEOUT,
+                        **({"field_selector": selector} if selector else {}),
                     )
                 )
         except ForbiddenError:
             return []
-        events += [as_record_event(item) for item in body.get("items") or []]
+        items += body.get("items") or []
+    keys = set(wanted)
+    events = [
+        as_record_event(item)
+        for item in items
+        if (
+            (item.get("involvedObject") or {}).get("kind"),
+            (item.get("involvedObject") or {}).get("name"),
+        )
+        in keys
+    ]
     return sorted(events, key=lambda e: e["time"])

@@ -15,14 +15,12 @@ from typing import Any
 
 import urllib3
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 from kfkit.backends.kubernetes.connection import (
     REQUEST_TIMEOUT,
     Connection,
     api_errors,
     read_json,
-    status_message,
 )
 from kfkit.backends.kubernetes.resources import (
     OPERATOR_NAME_LABEL,
@@ -272,6 +270,16 @@ class LogReader:
         lines: queue.Queue[tuple[str, str] | BaseException | None],
         stop: threading.Event,
     ) -> None:
+        def put(item: tuple[str, str] | BaseException | None) -> bool:
+            """Hand one item to the reader; False once the reader has gone away."""
+            while not stop.is_set():
+                try:
+                    lines.put(item, timeout=0.5)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
         try:
             pod = self._wait_started(replica)
             since: int | None = None
@@ -286,18 +294,15 @@ class LogReader:
                         )
                         try:
                             for line in _split_lines(response.stream(64 * 1024)):
-                                if stop.is_set():
+                                if not put((replica.key, line)):
                                     return
-                                lines.put((replica.key, line))
                         finally:
                             response.close()
                             response.release_conn()
                     return  # the container ended, so did its log
                 except urllib3.exceptions.ReadTimeoutError:
                     since = FOLLOW_IDLE_SECONDS  # silent for that long: re-open from then
-        except ApiException as error:  # pragma: no cover - api_errors translates these
-            lines.put(KfkitError(status_message(error)))
         except BaseException as error:
-            lines.put(error)
+            put(error)
         finally:
-            lines.put(None)
+            put(None)
