@@ -186,3 +186,10 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
     assert metrics["resumed_from_step"] == saved
     assert metrics["steps"][-1]["step"] == 30
     assert [s["step"] for s in metrics["steps"]][:saved] == list(range(1, saved + 1))
+
+    # The finished run's checkpoint does not swallow the next run of the same job.
+    args[args.index("--max-steps") + 1] = "3"
+    third = subprocess.run(args, env=env, capture_output=True, text=True, timeout=240)
+    assert third.returncode == 0, third.stderr
+    assert "is from a finished run; starting a new one" in third.stdout
+    assert json.loads((tmp_path / "m.json").read_text())["steps"][-1]["step"] == 3

@@ -127,6 +127,14 @@ def locked(directory: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
         stream.close()  # closing releases the lock
 
 
+def _writable(directory: Path) -> bool:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(directory, os.W_OK)
+
+
 def _missing(directory: Path) -> list[str]:
     return [name for name in FILES if find(directory, name) is None]
 
@@ -169,6 +177,10 @@ def prepare(directory: Path | None = None, log: Log = _stderr) -> Path:
                 read_verified(path, name)
     if not _missing(target):
         return target
+    if not _writable(cache) and _missing(cache):
+        # e.g. a read-only root filesystem in a pod: fetch straight into the data volume
+        log(f"cache {cache} is not writable; fetching into {target}")
+        cache = target
     _fill_cache(cache, log)
     if target == cache.resolve():
         return target

@@ -337,6 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     checkpoints = Checkpoints(args.checkpoint_dir, rank)
     step = 0
     state = checkpoints.load_broadcast()
+    if state is not None and state.get("finished"):
+        # Left by an earlier run of a job with the same name that completed: start afresh.
+        log.info(f"Checkpoint {checkpoints.path} is from a finished run; starting a new one")
+        state = None
     if state is not None:
         if state["recipe"] != recipe.name:
             raise KfkitError(
@@ -348,9 +352,10 @@ def main(argv: list[str] | None = None) -> int:
         metrics.restore(state["metrics"], step)
         log.info(f"Resumed from checkpoint {checkpoints.path} at step {step}")
 
-    def save_checkpoint() -> None:
+    def save_checkpoint(finished: bool = False) -> None:
         checkpoints.save(
             {
+                "finished": finished,
                 "recipe": recipe.name,
                 "step": step,
                 "model": model.state_dict(),
@@ -430,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
         if rank == 0:
             metrics.write(args.metrics_file)
 
+    if checkpoints.enabled:
+        save_checkpoint(finished=True)
     metrics.peak_rss_bytes = all_reduce_max(common.peak_rss_bytes(), device)
     if rank == 0:
         metrics.write(args.metrics_file)
