@@ -12,10 +12,12 @@ spec in any object, wherever the kind keeps it, and checks the restricted profil
 - no privileged containers, no host namespaces, no hostPath volumes, no host ports.
 
 The one exception is a Kaniko build: Kaniko must run as root to unpack base images and
-build the image's filesystem. A pod (or a Job's pod template) may break the root-related
-rules only when it is labelled ``kfkit.io/build: kaniko`` and lives in a builder namespace
-(``builder_namespaces``); it must still drop privilege escalation and run unprivileged.
-Everything else about it is checked as usual.
+build the image's filesystem. A Job or Pod may run as root only when it is labelled as a
+Kaniko build (``app.kubernetes.io/name: kaniko`` and ``app.kubernetes.io/component:
+container-builder``, the labels kfkit.builder puts on its Jobs) and lives in a builder
+namespace (``builder_namespaces``, whose Pod Security level is "baseline"). Even then it
+must not escalate privileges or be privileged, must keep the RuntimeDefault seccomp profile,
+and may add back only capabilities the "baseline" profile allows.
 
 Usage::
 
@@ -29,11 +31,31 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-KANIKO_LABEL = "kfkit.io/build"
-KANIKO_LABEL_VALUE = "kaniko"
+KANIKO_LABELS = {
+    "app.kubernetes.io/name": "kaniko",
+    "app.kubernetes.io/component": "container-builder",
+}
 DEFAULT_BUILDER_NAMESPACES = frozenset({"kubeflow-user-example-com"})
 ALLOWED_ADDED_CAPABILITIES = frozenset({"NET_BIND_SERVICE"})
 ALLOWED_SECCOMP = frozenset({"RuntimeDefault", "Localhost"})
+# What the "baseline" profile lets a container add back (the Kaniko exception's ceiling).
+BASELINE_CAPABILITIES = frozenset(
+    {
+        "AUDIT_WRITE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "MKNOD",
+        "NET_BIND_SERVICE",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYS_CHROOT",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -113,16 +135,16 @@ def check_pod_spec(spec: dict[str, Any], *, root_allowed: bool = False) -> list[
         if sc.get("allowPrivilegeEscalation") is not False:
             problems.append(f"{where}.securityContext.allowPrivilegeEscalation: must be false")
         caps = sc.get("capabilities") or {}
+        drop = [str(c).upper() for c in caps.get("drop") or []]
+        if "ALL" not in drop:
+            problems.append(f"{where}.securityContext.capabilities.drop: must include ALL")
+        allowed = BASELINE_CAPABILITIES if root_allowed else ALLOWED_ADDED_CAPABILITIES
+        added = {str(c).upper() for c in caps.get("add") or []} - allowed
+        if added:
+            problems.append(
+                f"{where}.securityContext.capabilities.add: {', '.join(sorted(added))} not allowed"
+            )
         if not root_allowed:
-            drop = [str(c).upper() for c in caps.get("drop") or []]
-            if "ALL" not in drop:
-                problems.append(f"{where}.securityContext.capabilities.drop: must include ALL")
-            added = {str(c).upper() for c in caps.get("add") or []} - ALLOWED_ADDED_CAPABILITIES
-            if added:
-                problems.append(
-                    f"{where}.securityContext.capabilities.add: {', '.join(sorted(added))} "
-                    "not allowed (only NET_BIND_SERVICE)"
-                )
             non_root = sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
             if non_root is not True:
                 problems.append(f"{where}.securityContext.runAsNonRoot: must be true")
@@ -143,7 +165,7 @@ def check_pod_spec(spec: dict[str, Any], *, root_allowed: bool = False) -> list[
 def is_kaniko_build(obj: dict[str, Any], template: PodTemplate) -> bool:
     """Labelled as a Kaniko build (on the object or its pod template)."""
     labels = {**(_dig(obj, "metadata", "labels") or {}), **template.labels}
-    return labels.get(KANIKO_LABEL) == KANIKO_LABEL_VALUE
+    return all(labels.get(key) == value for key, value in KANIKO_LABELS.items())
 
 
 def check_object(
@@ -165,8 +187,7 @@ def check_object(
         if is_kaniko_build(obj, template):
             if obj.get("kind") not in ("Job", "Pod"):
                 problems.append(
-                    f"{source}: {name}: metadata.labels.{KANIKO_LABEL}: only a Job or Pod may "
-                    "be a Kaniko build"
+                    f"{source}: {name}: metadata.labels: only a Job or Pod may be a Kaniko build"
                 )
             elif namespace not in builders:
                 problems.append(
