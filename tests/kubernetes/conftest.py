@@ -122,10 +122,12 @@ class FakeOperator:
         """Add a True condition the way the operator does, turning Running off at the end."""
         status = self.job(kind, namespace, name).get("status") or {}
         conditions = [c for c in status.get("conditions") or [] if c["type"] != condition_type]
-        if condition_type in ("Succeeded", "Failed", "Restarting"):
-            for condition in conditions:
-                if condition["type"] == "Running":
-                    condition["status"] = "False"
+        turned_off = {"Running": ["Restarting"], "Restarting": ["Running"]}.get(condition_type, [])
+        if condition_type in ("Succeeded", "Failed"):
+            turned_off = ["Running"]
+        for condition in conditions:
+            if condition["type"] in turned_off:
+                condition["status"] = "False"
         stamp = now()
         conditions.append(
             {

@@ -164,14 +164,26 @@ def test_wait_watches_the_status_until_the_job_succeeds(cluster: Any, namespace:
         (operator.set_condition, "PyTorchJob", namespace, "ok", "Created"),
         (operator.set_condition, "PyTorchJob", namespace, "ok", "Running"),
     )
-    operator.later(3.0, (operator.set_condition, "PyTorchJob", namespace, "ok", "Succeeded"))
+    operator.later(
+        3.0,
+        (operator.set_condition, "PyTorchJob", namespace, "ok", "Restarting"),
+        (operator.set_condition, "PyTorchJob", namespace, "ok", "Running"),
+        (operator.set_condition, "PyTorchJob", namespace, "ok", "Succeeded"),
+    )
     phases: list[str] = []
     started = time.monotonic()
     record = backend.wait(
         "ok", namespace, timeout=30, on_update=lambda r: phases.append(r.status.phase)
     )
     assert record.status.succeeded and time.monotonic() - started < 20
-    assert phases[0] == "Pending" and phases[-1] == "Succeeded" and "Running" in phases
+    assert phases[0] == "Pending" and phases[-1] == "Succeeded"
+    assert "Running" in phases and "Restarting" in phases
+    assert [c["type"] for c in record.status.conditions] == [
+        "Created",
+        "Restarting",
+        "Running",
+        "Succeeded",
+    ]
     assert not record.status.is_true("Running")  # the operator turns Running off at the end
     assert backend.last_watch is not None and backend.last_watch.reconnects >= 1
 
