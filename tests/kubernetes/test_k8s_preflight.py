@@ -48,7 +48,7 @@ def test_a_missing_crd_stops_submit_with_the_install_command(
     assert str(error.value) == (
         f"tf.yaml: TFJob CRD not installed on {cluster.server.url} (context kfkit-admin) "
         "(tfjobs.kubeflow.org, kubeflow.org/v1): run `kfkit platform upgrade` "
-        "(helm upgrade --install kubeflow-platform charts/kubeflow-platform) first"
+        "(helm upgrade --install kubeflowinstaller charts/kubeflow-platform -n kubeflow) first"
     )
     with pytest.raises(CrdMissingError, match="TFJob CRD not installed"):
         backend.get("tf", namespace, kind="TFJob")

@@ -20,8 +20,8 @@ OPERATOR_NAME_LABEL = "training.kubeflow.org/operator-name"
 
 # What to run when a CRD is missing: the chart installs the operator and its CRDs.
 INSTALL_HINT = (
-    "run `kfkit platform upgrade` (helm upgrade --install kubeflow-platform "
-    "charts/kubeflow-platform) first"
+    "run `kfkit platform upgrade` (helm upgrade --install kubeflowinstaller "
+    "charts/kubeflow-platform -n kubeflow) first"
 )
 
 
