@@ -9,6 +9,7 @@ input, so that a scanner which silently scans nothing cannot pass this file.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,44 @@ BAD_POD = {
     },
 }
 BAD_DOCKERFILE = "FROM debian\nRUN apt-get update && apt-get install -y curl\n"
+
+
+def base_images(path: Path) -> list[str]:
+    """The FROM images of a Dockerfile, with ARG defaults substituted and stage names skipped."""
+    args: dict[str, str] = {}
+    stages: set[str] = set()
+    images = []
+    for line in path.read_text().splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0].upper() == "ARG" and "=" in words[1]:
+            name, default = words[1].split("=", 1)
+            args.setdefault(name, default)
+        elif len(words) >= 2 and words[0].upper() == "FROM":
+            image = re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), words[1])
+            if len(words) >= 4 and words[2].upper() == "AS":
+                stages.add(words[3])
+            if image not in stages:
+                images.append(image)
+    return images
+
+
+def test_every_base_image_is_pinned_to_a_tag() -> None:
+    """What CKV_DOCKER_7 would check if it resolved ARG defaults (it is skipped for that)."""
+    problems = []
+    for path in dockerfiles():
+        for image in base_images(path):
+            tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else ""
+            if not tag or tag == "latest" or "$" in image:
+                problems.append(f"{path.relative_to(REPO)}: FROM {image}: pin a version tag")
+    assert problems == []
+
+
+def test_base_images_resolve_arg_defaults_and_skip_stages(tmp_path: Path) -> None:
+    path = tmp_path / "Dockerfile"
+    path.write_text(
+        "ARG BASE=python:3.11.7-slim\nFROM ${BASE} AS build\nFROM build\nFROM debian:latest\n"
+    )
+    assert base_images(path) == ["python:3.11.7-slim", "debian:latest"]
 
 
 def test_checkov_catches_a_privileged_pod(tmp_path: Path) -> None:
