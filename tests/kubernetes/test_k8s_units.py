@@ -387,3 +387,13 @@ def test_e2e_cluster_check_fails_fast_without_a_cluster(tmp_path: Path, free_por
     first = result.stderr.splitlines()[0]
     assert first.startswith("e2e-cluster: version: cannot reach the Kubernetes API server")
     assert "connection refused" in first
+
+
+def test_errors_get_the_file_they_are_about() -> None:
+    from kfkit.backends.kubernetes.connection import ForbiddenError, with_source
+
+    forbidden = with_source(ForbiddenError("forbidden: no"), "job.yaml")
+    assert type(forbidden) is ForbiddenError and str(forbidden) == "job.yaml: forbidden: no"
+    many = with_source(ValidationError(["a: bad", "b: worse"]), "nb.yaml")
+    assert isinstance(many, ValidationError)
+    assert many.lines() == ["nb.yaml: a: bad", "nb.yaml: b: worse"]

@@ -33,6 +33,7 @@ from kfkit.backends.kubernetes.connection import (
     connect,
     discard,
     read_json,
+    with_source,
 )
 from kfkit.backends.kubernetes.events import list_events
 from kfkit.backends.kubernetes.notebooks import ClusterNotebooks
@@ -149,7 +150,7 @@ class KubernetesBackend:
             try:
                 self.checks.check(job_resource(job.kind), job.namespace)
             except KfkitError as error:
-                raise type(error)(f"{job.source}: {error.message}") from None
+                raise with_source(error, job.source) from None
 
     # --- the Backend verbs ----------------------------------------------------------------
 
@@ -169,7 +170,7 @@ class KubernetesBackend:
         try:
             obj = objects.apply(job.manifest, job.namespace)
         except KfkitError as error:
-            raise type(error)(f"{job.source}: {error.message}") from None
+            raise with_source(error, job.source) from None
         return self._record(obj, pods=[])
 
     def get(self, name: str, namespace: str = "default", kind: str | None = None) -> JobRecord:

@@ -27,7 +27,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from kfkit.errors import KfkitError, NotFoundError
+from kfkit.errors import KfkitError, NotFoundError, ValidationError
 
 # Every request has a bounded connect and read time (watches and log streams set their own).
 REQUEST_TIMEOUT = (10.0, 60.0)
@@ -215,3 +215,10 @@ def discard(response: Any) -> None:
         response.data  # noqa: B018 - reading the body is the point
     finally:
         response.release_conn()
+
+
+def with_source(error: KfkitError, source: str) -> KfkitError:
+    """The same error, each line prefixed with the file it is about (``FILE: ...``)."""
+    if isinstance(error, ValidationError):
+        return ValidationError(f"{source}: {line}" for line in error.lines())
+    return type(error)(f"{source}: {error.message}")

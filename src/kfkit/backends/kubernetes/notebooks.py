@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kfkit.backends.kubernetes.connection import Connection
+from kfkit.backends.kubernetes.connection import Connection, with_source
 from kfkit.backends.kubernetes.events import list_events
 from kfkit.backends.kubernetes.objects import CustomObjects
 from kfkit.backends.kubernetes.preflight import Preflight
@@ -81,7 +81,7 @@ class ClusterNotebooks:
             self.checks.check(resource, target)
             return CustomObjects(self.connection, resource).apply(manifest, target)
         except KfkitError as error:
-            raise type(error)(f"{source}: {error.message}") from None
+            raise with_source(error, source) from None
 
     def create_notebook(
         self, manifest: dict[str, Any], namespace: str | None = None, source: str = "<notebook>"
