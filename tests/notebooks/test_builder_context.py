@@ -123,9 +123,15 @@ def test_dry_run_writes_context_dockerfile_and_job_manifest(tmp_path: Path, note
     args = manifest["spec"]["template"]["spec"]["containers"][0]["args"]
     assert f"--context=dir:///workspace/{context.name}" in args
     assert "--destination=registry.example.org/team/mnist:v1" in args
-    if find_tool() is None:
-        assert not result.succeeded
+    # No base image can be pulled here, so no local build either; the reason is given.
+    assert not result.succeeded
+    tool = find_tool()
+    if tool is None:
         assert result.message == "not built locally: neither podman nor buildah is installed"
+    else:
+        assert result.message.startswith(
+            f"not built locally: base image tensorflow/tensorflow:2.16.1 is not in {tool}'s"
+        )
 
 
 @pytest.mark.skipif(not HADOLINT.exists(), reason="hadolint comes with `make notebook-env`")
