@@ -22,6 +22,7 @@ import contextlib
 import datetime as dt
 import http.server
 import itertools
+import socket
 import ssl
 import subprocess
 import threading
@@ -345,6 +346,80 @@ class FakeKubelet:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+# --- a TCP proxy whose connections can be cut ---------------------------------------------------
+
+
+class CuttableProxy:
+    """Forwards loopback TCP connections to the API server; ``cut()`` breaks them all.
+
+    Cutting the connections under a running watch is what a network blip or an
+    API server restart does to a client; ``close()`` also stops accepting new
+    ones, as a server that went away.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.sockets: list[socket.socket] = []
+        self.cuts = 0
+        self.closed = False
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                downstream, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.closed:
+                downstream.close()
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            with self._lock:
+                self.sockets += [downstream, upstream]
+            for source, sink in ((downstream, upstream), (upstream, downstream)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        """Break every open connection (both directions)."""
+        with self._lock:
+            sockets, self.sockets = self.sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        self.cuts += len(sockets) // 2
+
+    def close(self) -> None:
+        """Refuse new connections from now on, and break the open ones."""
+        self.closed = True
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        self.listener.close()
+        self.cut()
+
+    def kubeconfig(self, original: Path, directory: Path) -> Path:
+        """A copy of ``original`` that goes through this proxy."""
+        config = yaml.safe_load(original.read_text())
+        config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{self.port}"
+        path = directory / "kubeconfig-through-proxy"
+        path.write_text(yaml.safe_dump(config))
+        return path
 
 
 # --- the session's cluster ------------------------------------------------------------------------

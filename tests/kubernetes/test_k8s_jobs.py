@@ -410,3 +410,46 @@ def test_events_of_a_large_job_come_from_one_namespace_list(cluster: Any, namesp
         ("Pod/wide-worker-7", "FailedScheduling"),
         ("PyTorchJob/wide", "SuccessfulCreatePod"),
     ]
+
+
+def test_a_wait_survives_its_connection_being_cut(
+    cluster: Any, namespace: str, tmp_path: Path
+) -> None:
+    from .conftest import CuttableProxy
+
+    proxy = CuttableProxy(cluster.server.port)
+    try:
+        kubeconfig = proxy.kubeconfig(Path(cluster.server.kubeconfig), tmp_path)
+        backend = cluster.backend(kubeconfig=kubeconfig, watch_retry_delays=(0.2, 0.2, 0.2))
+        backend.submit(make_job("cut", namespace))
+        operator = cluster.operator
+        threading.Timer(1.0, proxy.cut).start()
+        operator.later(2.0, (operator.set_condition, "PyTorchJob", namespace, "cut", "Succeeded"))
+        record = backend.wait("cut", namespace, timeout=30)
+        assert record.status.succeeded
+        assert proxy.cuts >= 1
+        # The cut watch ended in an error (retried after a pause) or as if closed (resumed).
+        watcher = backend.last_watch
+        assert watcher is not None and watcher.dropped + watcher.reconnects >= 1
+    finally:
+        proxy.close()
+
+
+def test_a_wait_reports_a_server_that_went_away(
+    cluster: Any, namespace: str, tmp_path: Path
+) -> None:
+    from kfkit.backends.kubernetes.connection import ServerUnreachableError
+
+    from .conftest import CuttableProxy
+
+    proxy = CuttableProxy(cluster.server.port)
+    kubeconfig = proxy.kubeconfig(Path(cluster.server.kubeconfig), tmp_path)
+    backend = cluster.backend(kubeconfig=kubeconfig, watch_retry_delays=(0.2, 0.2))
+    backend.submit(make_job("away", namespace))
+    threading.Timer(1.0, proxy.close).start()
+    with pytest.raises(
+        ServerUnreachableError, match=r"waiting for PyTorchJob .*/away: cannot reach"
+    ):
+        backend.wait("away", namespace, timeout=30)
+    # Two failed attempts were retried after a pause; the third is reported.
+    assert backend.last_watch is not None and backend.last_watch.dropped == 2

@@ -52,7 +52,7 @@ from kfkit.backends.kubernetes.resources import (
     Resource,
     job_resource,
 )
-from kfkit.backends.kubernetes.watch import WATCH_SECONDS, ListWatch, WaitTimeout
+from kfkit.backends.kubernetes.watch import RETRY_DELAYS, WATCH_SECONDS, ListWatch, WaitTimeout
 from kfkit.errors import KfkitError, NotFoundError
 from kfkit.jobs.defaults import apply_defaults
 from kfkit.jobs.model import Job
@@ -67,6 +67,7 @@ class KubernetesBackend:
     watch_seconds: int = WATCH_SECONDS
     log_start_timeout: float = 300.0
     delete_timeout: float = 60.0
+    watch_retry_delays: tuple[float, ...] = RETRY_DELAYS
 
     def __init__(
         self, kubeconfig: object = None, context: object = None, namespace: object = None
@@ -245,6 +246,7 @@ class KubernetesBackend:
             what=f"waiting for {job.describe()}",
             watch_seconds=self.watch_seconds,
         )
+        watcher.retry_delays = self.watch_retry_delays
         self.last_watch = watcher
         latest: dict[str, str] = {"phase": "Pending"}
 

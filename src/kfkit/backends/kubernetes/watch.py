@@ -8,14 +8,17 @@ returns a result or the deadline passes. It never polls:
 - each watch request asks the server to end it after ``watch_seconds``
   (``timeout_seconds``), and the client stops reading a silent connection a
   little later, so a dead connection cannot hang a wait;
-- when a watch ends, the next one resumes from the last resourceVersion seen
-  (bookmarks included), so no change is missed and none is replayed;
+- when a watch ends, or its connection drops, the next one resumes from the
+  last resourceVersion seen (bookmarks included), so no change is missed and
+  none is replayed; a server that stays unreachable through several retries
+  is reported as such;
 - when the server answers 410 Gone (the resourceVersion is older than what it
   keeps, e.g. after etcd was compacted), the copy is rebuilt from a fresh list
   and watching goes on from that list's resourceVersion.
 
-``reconnects`` counts watch requests that ended and were resumed, ``relists``
-the recoveries from 410 Gone.
+``reconnects`` counts watch requests that ended and were resumed, ``dropped``
+those whose connection broke or could not be made (retried after a pause),
+``relists`` the recoveries from 410 Gone.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ HTTP_GONE = 410
 WATCH_SECONDS = 60
 # How long after the server's own watch timeout the client stops waiting for bytes.
 READ_GRACE_SECONDS = 15
+
+# Pauses before retrying a watch whose connection dropped or failed, consecutive failures.
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 Objects = dict[str, dict[str, Any]]
 
@@ -68,10 +74,13 @@ class ListWatch(Generic[T]):
         if label_selector:
             self.selectors["label_selector"] = label_selector
         self.watch_seconds = watch_seconds
+        self.retry_delays: tuple[float, ...] = RETRY_DELAYS
         self.objects: Objects = {}
         self.resource_version: str | None = None
         self.relists = 0
         self.reconnects = 0
+        self.dropped = 0
+        self.failures = 0
 
     def list(self) -> Objects:
         """Replace the local copy with a fresh list and remember its resourceVersion."""
@@ -112,7 +121,7 @@ class ListWatch(Generic[T]):
             if remaining <= 0:
                 raise WaitTimeout(f"{self.what}: timed out after {timeout:.0f}s")
             seconds = max(1, int(min(self.watch_seconds, remaining)))
-            for _ in self._changes(seconds):
+            for _ in self._changes(seconds, deadline):
                 result = self._check(done, on_change)
                 if result is not None:
                     return result
@@ -124,8 +133,13 @@ class ListWatch(Generic[T]):
             on_change(self.objects)
         return done(self.objects)
 
-    def _changes(self, seconds: int) -> Iterator[None]:
-        """Run one watch request, yielding after each change to the local copy."""
+    def _changes(self, seconds: int, deadline: float) -> Iterator[None]:
+        """Run one watch request, yielding after each change to the local copy.
+
+        A connection that drops or cannot be made is retried after a growing
+        pause (``retry_delays``), within the deadline; only when that many
+        attempts in a row have failed is the server reported unreachable.
+        """
         gone = False
         with api_errors(self.connection, self.what):
             try:
@@ -138,14 +152,21 @@ class ListWatch(Generic[T]):
                     timeout_seconds=seconds,
                     _request_timeout=(10.0, seconds + READ_GRACE_SECONDS),
                 ):
+                    self.failures = 0
                     if self._apply(event["type"], event["raw_object"]):
                         yield
+                self.failures = 0
             except ApiException as error:
                 if error.status != HTTP_GONE:
                     raise
                 gone = True
-            except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError):
-                pass  # the connection dropped: the next request resumes where this one was
+            except (urllib3.exceptions.HTTPError, ConnectionError):
+                if self.failures >= len(self.retry_delays):
+                    raise
+                pause = self.retry_delays[self.failures]
+                self.failures += 1
+                self.dropped += 1
+                time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
         if gone:
             self.relists += 1
             self.list()
