@@ -5,11 +5,11 @@ changes::
 
     from kfkit.client import TrainingClient
 
-    client = TrainingClient("local")            # or TrainingClient("kubernetes", context=...)
+    client = TrainingClient()          # local; TrainingClient(context="kind-kfkit"): a cluster
     client.create_job("manifests/examples/pytorchjob-allreduce.yaml")
-    client.wait_for_job_conditions("pytorch-allreduce", timeout=900)
-    print(client.get_job_logs("pytorch-allreduce")["pytorch-allreduce-master-0"])
-    client.delete_job("pytorch-allreduce")
+    client.wait_for_job_conditions("allreduce-smoke", timeout=900)
+    print(client.get_job_logs("allreduce-smoke")["allreduce-smoke-master-0"])
+    client.delete_job("allreduce-smoke")
 
 Differences from the SDK, on purpose: jobs are manifests (a path, a dict or
 a :class:`~kfkit.jobs.model.Job`), validated and defaulted by :mod:`kfkit.jobs`
@@ -22,6 +22,7 @@ failed job raises :class:`JobFailedError`, which carries the job's events.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
@@ -83,17 +84,22 @@ class TrainingClient:
 
     def __init__(
         self,
-        backend: str | Backend = "local",
+        backend: str | Backend | None = None,
         namespace: str | None = None,
         job_kind: str | None = None,
         **options: object,
     ) -> None:
         """``backend`` is ``"local"``, ``"kubernetes"`` or a backend object.
 
+        Without one, ``$KFKIT_BACKEND`` decides, else a ``kubeconfig=`` or
+        ``context=`` option means the cluster, else the local backend.
         ``options`` go to the backend (``kubeconfig=``, ``context=`` for
         kubernetes; ``home=`` for local). ``namespace`` is the default of every
         call; on a cluster it falls back to the kubeconfig context's namespace.
         """
+        if backend is None:
+            on_cluster = "kubeconfig" in options or "context" in options
+            backend = os.environ.get("KFKIT_BACKEND") or ("kubernetes" if on_cluster else "local")
         self.backend: Backend = (
             get_backend(backend, **options) if isinstance(backend, str) else backend
         )

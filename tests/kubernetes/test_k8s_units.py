@@ -397,3 +397,18 @@ def test_errors_get_the_file_they_are_about() -> None:
     many = with_source(ValidationError(["a: bad", "b: worse"]), "nb.yaml")
     assert isinstance(many, ValidationError)
     assert many.lines() == ["nb.yaml: a: bad", "nb.yaml: b: worse"]
+
+
+def test_the_client_picks_its_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KFKIT_BACKEND", raising=False)
+    monkeypatch.setenv("KFKIT_HOME", str(tmp_path / "home"))
+    assert TrainingClient().backend.name == "local"
+    kubeconfig = write_kubeconfig_for(tmp_path, 1, namespace="team-b")
+    on_cluster = TrainingClient(kubeconfig=str(kubeconfig))
+    assert on_cluster.backend.name == "kubernetes" and on_cluster.namespace == "team-b"
+    monkeypatch.setenv("KFKIT_BACKEND", "kubernetes")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    assert TrainingClient(namespace="x").backend.name == "kubernetes"
+    monkeypatch.setenv("KFKIT_BACKEND", "slurm")
+    with pytest.raises(KfkitError, match="unknown backend 'slurm'"):
+        TrainingClient()

@@ -96,7 +96,8 @@ def connect(
                     "no kubeconfig: neither $KUBECONFIG nor ~/.kube/config exists and this is "
                     "not a pod; pass --kubeconfig (or create a cluster, e.g. kind create cluster)"
                 )
-            config_file = str(kubeconfig) if kubeconfig is not None else None
+            # $KUBECONFIG is read now (the client reads it once, when imported).
+            config_file = str(kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config")
             config.load_kube_config(
                 config_file=config_file,
                 context=context,
