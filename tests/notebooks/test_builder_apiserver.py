@@ -9,6 +9,8 @@ starts is deleted at its deadline). No build result is pretended.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,9 +85,38 @@ def jobs(admin) -> list[str]:  # type: ignore[no-untyped-def]
     return [j.metadata.name for j in client.BatchV1Api(admin).list_namespaced_job(NAMESPACE).items]
 
 
+@pytest.fixture
+def regcred(admin):  # type: ignore[no-untyped-def]
+    """The registry secret the builder checks for (its content is never read)."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    try:
+        client.CoreV1Api(admin).create_namespaced_secret(
+            NAMESPACE,
+            {
+                "metadata": {"name": "regcred"},
+                "type": "kubernetes.io/dockerconfigjson",
+                "data": {".dockerconfigjson": "e30="},  # {}
+            },
+        )
+    except ApiException as error:
+        if error.status != 409:
+            raise
+    return "regcred"
+
+
 def test_missing_registry_secret_stops_the_build_before_anything_is_written(
     tmp_path: Path, server: LocalApiServer, admin
 ) -> None:
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    try:
+        client.CoreV1Api(admin).delete_namespaced_secret("regcred", NAMESPACE)
+    except ApiException as error:
+        if error.status != 404:
+            raise
     with pytest.raises(KfkitError, match="registry_secret: secret 'regcred' not found"):
         build_image(make_config(tmp_path, server))
     assert list((tmp_path / "pvc").iterdir()) == []
@@ -93,18 +124,8 @@ def test_missing_registry_secret_stops_the_build_before_anything_is_written(
 
 
 def test_job_is_accepted_by_the_server_and_deleted_when_it_never_starts(
-    tmp_path: Path, server: LocalApiServer, admin
+    tmp_path: Path, server: LocalApiServer, admin, regcred: str
 ) -> None:
-    from kubernetes import client
-
-    client.CoreV1Api(admin).create_namespaced_secret(
-        NAMESPACE,
-        {
-            "metadata": {"name": "regcred"},
-            "type": "kubernetes.io/dockerconfigjson",
-            "data": {".dockerconfigjson": "e30="},  # {}
-        },
-    )
     with pytest.raises(KfkitError, match="did not finish within 5s; job deleted"):
         build_image(make_config(tmp_path, server))
     assert list((tmp_path / "pvc").iterdir()) == []  # the context is gone too
@@ -134,3 +155,93 @@ def test_the_role_grants_no_more_than_builds_need(server: LocalApiServer, admin)
         with pytest.raises(ApiException) as raised:
             call()
         assert raised.value.status == 403
+
+
+DIGEST = "sha256:" + "cd" * 32
+
+
+def _act_as_kubelet(admin, terminated: dict, stop: threading.Event) -> None:  # type: ignore[no-untyped-def]
+    """Do what the job controller and kubelet would: a pod for the Job, then its statuses.
+
+    The API server tier runs neither; the builder only sees what the API says,
+    so the statuses are written through the API as a kubelet writes them.
+    """
+    from kubernetes import client
+
+    batch, core = client.BatchV1Api(admin), client.CoreV1Api(admin)
+    while not stop.is_set():
+        found = [
+            job
+            for job in batch.list_namespaced_job(NAMESPACE).items
+            if job.metadata.deletion_timestamp is None
+        ]
+        if found:
+            break
+        time.sleep(0.2)
+    else:
+        return
+    job = found[0]
+    template = client.ApiClient().sanitize_for_serialization(job.spec.template)
+    pod_name = f"{job.metadata.name}-x7k2p"
+    template["metadata"]["labels"]["job-name"] = job.metadata.name
+    core.create_namespaced_pod(
+        NAMESPACE,
+        {"metadata": {"name": pod_name, **template["metadata"]}, "spec": template["spec"]},
+    )
+    base = {"name": "kaniko", "image": "kaniko", "imageID": "", "restartCount": 0}
+    for phase, state in (("Running", {"running": {}}), ("Succeeded", {"terminated": terminated})):
+        time.sleep(1.0)
+        status = {
+            "phase": phase,
+            "containerStatuses": [{**base, "ready": phase == "Running", "state": state}],
+        }
+        core.patch_namespaced_pod_status(pod_name, NAMESPACE, {"status": status})
+
+
+def _build_with_kubelet(tmp_path: Path, server: LocalApiServer, admin, terminated: dict):  # type: ignore[no-untyped-def]
+    stop = threading.Event()
+    kubelet = threading.Thread(target=_act_as_kubelet, args=(admin, terminated, stop))
+    kubelet.start()
+    try:
+        return build_image(make_config(tmp_path, server, timeout=30.0))
+    finally:
+        stop.set()
+        kubelet.join(timeout=30)
+        from kubernetes import client
+
+        for job in jobs(admin):
+            # Background: no orphan finalizer, which no garbage collector here would remove.
+            client.BatchV1Api(admin).delete_namespaced_job(
+                job, NAMESPACE, propagation_policy="Background"
+            )
+        for pod in client.CoreV1Api(admin).list_namespaced_pod(NAMESPACE).items:
+            client.CoreV1Api(admin).delete_namespaced_pod(pod.metadata.name, NAMESPACE)
+
+
+def test_build_succeeds_when_the_pod_reports_exit_zero_and_a_digest(
+    tmp_path: Path,
+    server: LocalApiServer,
+    admin,
+    regcred: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = _build_with_kubelet(tmp_path, server, admin, {"exitCode": 0, "message": DIGEST})
+    assert result.succeeded and result.digest == DIGEST
+    assert list((tmp_path / "pvc").iterdir()) == []
+    err = capsys.readouterr().err
+    assert "Waiting for kaniko-mnist-" in err and "Pod started running" in err
+
+
+def test_exit_zero_without_a_digest_is_a_failed_build(
+    tmp_path: Path, server: LocalApiServer, admin, regcred: str
+) -> None:
+    with pytest.raises(KfkitError, match="reported no pushed digest"):
+        _build_with_kubelet(tmp_path, server, admin, {"exitCode": 0, "message": ""})
+    assert list((tmp_path / "pvc").iterdir()) == []
+
+
+def test_executor_error_is_a_failed_build(
+    tmp_path: Path, server: LocalApiServer, admin, regcred: str
+) -> None:
+    with pytest.raises(KfkitError, match=r"Kaniko exited with code 1 \(Error\)"):
+        _build_with_kubelet(tmp_path, server, admin, {"exitCode": 1, "reason": "Error"})

@@ -167,14 +167,26 @@ def _never_started(pod: dict[str, Any]) -> bool:
 def _stream_logs(
     core: Any, namespace: str, pod_name: str, deadline: float, clock: Any, console: Console
 ) -> str:
-    response = core.read_namespaced_pod_log(
-        pod_name,
-        namespace,
-        container=CONTAINER,
-        follow=True,
-        _preload_content=False,
-        _request_timeout=max(1.0, deadline - clock()),
-    )
+    """Print the executor's log as it comes; the result never depends on it.
+
+    The pod status carries the verdict (exit code and digest), so a log that
+    cannot be read (the node went away, the kubelet is unreachable) is reported
+    and the build is still judged.
+    """
+    from kubernetes.client.rest import ApiException
+
+    try:
+        response = core.read_namespaced_pod_log(
+            pod_name,
+            namespace,
+            container=CONTAINER,
+            follow=True,
+            _preload_content=False,
+            _request_timeout=max(1.0, deadline - clock()),
+        )
+    except ApiException as error:
+        console.print(f"[yellow]Cannot read the log of {pod_name}: {error.reason}[/]")
+        return ""
     seen: list[str] = []
     try:
         for chunk in response.stream(4096):
