@@ -63,6 +63,8 @@ def apis(server: LocalApiServer) -> dict[str, Any]:
         "apps": client.AppsV1Api(api_client),
         "extensions": client.ApiextensionsV1Api(api_client),
         "custom": client.CustomObjectsApi(api_client),
+        "core": client.CoreV1Api(api_client),
+        "admission": client.AdmissionregistrationV1Api(api_client),
     }
 
 
@@ -118,6 +120,19 @@ def test_install_upgrade_rollback_changes_every_component_deployment(
     assert [r["revision"] for r in revisions] == [1, 2]
     helm.rollback(1, kubeconfig=server.kubeconfig, release=RELEASE, namespace=NAMESPACE)
     assert deployment_resources(apis["apps"]) == site
+
+
+def test_an_upgrade_keeps_the_webhooks_certificate(
+    server: LocalApiServer, apis: dict[str, Any]
+) -> None:
+    name = f"{RELEASE}-kubeflow-platform-admission-webhook"
+    install(server, [])
+    before = apis["core"].read_namespaced_secret(f"{name}-tls", NAMESPACE).data
+    install(server, ["componentResources.limits.cpu=600m"])
+    after = apis["core"].read_namespaced_secret(f"{name}-tls", NAMESPACE).data
+    assert after == before
+    webhook = apis["admission"].read_mutating_webhook_configuration(name)
+    assert webhook.webhooks[0].client_config.ca_bundle == before["ca.crt"]
 
 
 def test_bad_values_are_refused_before_anything_changes(
