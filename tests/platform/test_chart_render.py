@@ -364,3 +364,17 @@ def test_bad_values_fail_with_the_schemas_message(
     lines = caught.value.lines()
     assert any(message in line for line in lines), lines
     assert all(line.startswith(f"--set {assignment}: ") for line in lines), lines
+
+
+def test_image_pull_secrets_reach_every_component_pod(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    templates = [t for obj in rendered["edge"] for t in podsecurity.pod_templates(obj)]
+    assert len(templates) == 5
+    for template in templates:
+        assert template.spec["imagePullSecrets"] == [{"name": "registry-credentials"}]
+    assert all(
+        "imagePullSecrets" not in t.spec
+        for o in rendered["defaults"]
+        for t in podsecurity.pod_templates(o)
+    )

@@ -87,10 +87,10 @@ annotations:
 {{- end }}
 {{- end -}}
 
+{{/* imagePullSecrets of a pod spec, or nothing: include with (dict "root" $ "indent" N). */}}
 {{- define "kfp.imagePullSecrets" -}}
-{{- with .Values.imagePullSecrets }}
-imagePullSecrets:
-{{ toYaml . }}
+{{- with .root.Values.imagePullSecrets }}
+{{ printf "imagePullSecrets:\n%s" (toYaml . | indent 2) | indent $.indent }}
 {{- end }}
 {{- end -}}
 
