@@ -36,8 +36,8 @@ from kfkit.backends.base import (
     SUCCEEDED,
     SUSPENDED,
 )
-from kfkit.errors import KfkitError, NotFoundError, ValidationError
-from kfkit.jobs.load import Document, _job_problems, load_jobs
+from kfkit.errors import KfkitError, NotFoundError
+from kfkit.jobs.load import load_jobs, load_manifest
 from kfkit.jobs.model import Job
 
 CONDITION_TYPES = (CREATED, RUNNING, RESTARTING, SUCCEEDED, FAILED, SUSPENDED)
@@ -73,10 +73,7 @@ class _Reached(Exception):
 
 def job_from_manifest(manifest: dict[str, Any], source: str = "<manifest>") -> Job:
     """Check, default and admit one manifest dict exactly as ``kfkit run`` does a file."""
-    job, problems = _job_problems(Document(source, 0, manifest))
-    if job is None:
-        raise ValidationError([f"{source}: {problem}" for problem in problems])
-    return job
+    return load_manifest(manifest, source)
 
 
 class TrainingClient:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Any
 
@@ -84,6 +85,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.namespace:
         for job in jobs:
             job.manifest["metadata"]["namespace"] = args.namespace
+    preflight = getattr(backend, "preflight", None)
+    if preflight is not None:
+        preflight(jobs)  # a cluster checks CRDs, namespaces and RBAC before anything is created
     submitted: list[JobRecord] = []
     try:
         for job in jobs:
@@ -130,6 +134,14 @@ def _follow(backend: Backend, records: list[JobRecord], timeout: float) -> int:
         err_console.print(
             f"{record.job.describe()}: {record.status.phase}: {condition.get('message', '')}"
         )
+        if not record.status.succeeded:
+            for event in record.events:
+                if event.get("type") == "Warning":
+                    err_console.print(
+                        f"  {event.get('time', '')} {event.get('reason', '')}: "
+                        f"{event.get('message', '')}",
+                        highlight=False,
+                    )
         still_running = [k for k, s in record.replicas.items() if s.get("phase") == "Running"]
         if still_running:
             err_console.print(
@@ -238,7 +250,12 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def _backend_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--backend", choices=BACKENDS, default="local", help="default: local")
+    common.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=os.environ.get("KFKIT_BACKEND", "local"),
+        help="where jobs run (default: $KFKIT_BACKEND, else local)",
+    )
     common.add_argument("--kubeconfig", help="kubernetes backend: kubeconfig file")
     common.add_argument("--context", help="kubernetes backend: kubeconfig context")
     common.add_argument("-n", "--namespace", help="default: the manifest's, else default")

@@ -92,6 +92,14 @@ def _job_problems(document: Document) -> tuple[Job | None, list[str]]:
     return Job(manifest=manifest, source=document.source), []
 
 
+def load_manifest(body: Any, source: str = "<manifest>") -> Job:
+    """Check, default and admit one manifest dict (from code rather than a file)."""
+    job, problems = _job_problems(Document(source, 0, body))
+    if job is None:
+        raise ValidationError(f"{source}: {problem}" for problem in problems)
+    return job
+
+
 def _where(document: Document) -> str:
     return document.source if document.index == 0 else f"{document.source}[{document.index}]"
 
