@@ -6,6 +6,7 @@ without podman/buildah the builder must say it did not build, and why.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,7 +21,9 @@ from kfkit.builder.preprocess import notebook_to_script, preprocess
 from kfkit.errors import KfkitError, ValidationError
 
 REPO = Path(__file__).resolve().parents[2]
-HADOLINT = REPO / ".cache" / "venv-notebook" / "bin" / "hadolint"
+# Where `make` puts its tools: $KFKIT_CACHE, by default ~/.cache/kfkit (see Makefile).
+CACHE = Path(os.environ.get("KFKIT_CACHE") or Path.home() / ".cache" / "kfkit")
+HADOLINT = CACHE / "venv-notebook" / "bin" / "hadolint"
 
 
 def write_notebook(path: Path, cells: list[tuple[str, str]]) -> Path:

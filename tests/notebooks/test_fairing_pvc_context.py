@@ -19,7 +19,9 @@ import kubernetes_validate
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-FAIRING_PYTHON = REPO / ".cache" / "venv-fairing" / "bin" / "python"
+# Where `make` puts its tools: $KFKIT_CACHE, by default ~/.cache/kfkit (see Makefile).
+CACHE = Path(os.environ.get("KFKIT_CACHE") or Path.home() / ".cache" / "kfkit")
+FAIRING_PYTHON = CACHE / "venv-fairing" / "bin" / "python"
 K8S_VERSION = "1.30.0"
 
 FAIRING_SCRIPT = r"""

@@ -23,7 +23,9 @@ from dockerfile_parse import DockerfileParser
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_DIR = REPO / "dockerfiles" / "notebook"
 MANIFESTS = REPO / "manifests" / "notebook"
-NOTEBOOK_VENV = REPO / ".cache" / "venv-notebook"
+# Where `make` puts its tools: $KFKIT_CACHE, by default ~/.cache/kfkit (see Makefile).
+CACHE = Path(os.environ.get("KFKIT_CACHE") or Path.home() / ".cache" / "kfkit")
+NOTEBOOK_VENV = CACHE / "venv-notebook"
 K8S_VERSION = "1.30.0"
 
 
