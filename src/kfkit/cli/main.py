@@ -18,7 +18,15 @@ from kfkit import __version__
 from kfkit.errors import KfkitError
 
 # Command groups, in the order `kfkit --help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("kfkit.cli.jobs",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "kfkit.cli.jobs",
+    "kfkit.cli.data",
+    "kfkit.cli.poddefaults",
+    "kfkit.cli.build",
+    "kfkit.cli.platform",
+    "kfkit.cli.verify",
+    "kfkit.cli.pipeline",
+)
 
 
 class _Parser(argparse.ArgumentParser):
