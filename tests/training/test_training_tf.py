@@ -42,7 +42,10 @@ def start_cluster(roles: dict[str, int], args: list[str]) -> dict[str, subproces
                 "task": {"type": role, "index": index},
                 "environment": "cloud",
             }
-            env = dict(os.environ, TF_CONFIG=json.dumps(config), OMP_NUM_THREADS="1")
+            env = dict(os.environ, TF_CONFIG=json.dumps(config))
+            # What a CPU limit of 1 sets (operator tooling and the local backend alike);
+            # a single inter-op thread once deadlocked parameter-server workers.
+            env.update(OMP_NUM_THREADS="1", TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1")
             procs[f"{role}-{index}"] = subprocess.Popen(
                 [*TRAINER, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 text=True, start_new_session=True,
@@ -106,20 +109,21 @@ def test_multiworker_two_workers_train_in_step(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_parameter_server_chief_ps_worker_end_cleanly(tmp_path: Path) -> None:
-    """The chief trains through the ps and the worker and exits 0; the serving tasks
+def test_parameter_server_chief_ps_workers_end_cleanly(tmp_path: Path) -> None:
+    """The chief trains through the ps and two workers and exits 0; the serving tasks
     exit 0 as soon as they are told to stop (what cleanPodPolicy Running does)."""
     metrics_file = tmp_path / "metrics.json"
     args = ["--strategy", "ps", *SMALL, "--metrics-file", str(metrics_file)]
-    procs = start_cluster({"chief": 1, "ps": 1, "worker": 1}, args)
+    procs = start_cluster({"chief": 1, "ps": 1, "worker": 2}, args)
     try:
         out, err = procs["chief-0"].communicate(timeout=240)
         assert procs["chief-0"].returncode == 0, err[-3000:]
         assert re.search(r"^validation cross entropy = [0-9.]+$", out, re.M)
-        for name in ("ps-0", "worker-0"):
+        serving = ("ps-0", "worker-0", "worker-1")
+        for name in serving:
             assert procs[name].poll() is None, f"{name} stopped before being told to"
             procs[name].send_signal(signal.SIGTERM)
-        for name in ("ps-0", "worker-0"):
+        for name in serving:
             served, _ = procs[name].communicate(timeout=30)
             assert procs[name].returncode == 0
             assert "serving at grpc://" in served and "stopping" in served

@@ -123,11 +123,11 @@ class Classic(Recipe):
 
 
 class Fast(Recipe):
-    """Adam, batch 128 per replica, lr 2e-3 per 128 samples of global batch (square-root
+    """Adam, batch 128 per replica, lr 3.5e-3 per 128 samples of global batch (square-root
     scaled: Adam's step size does not grow linearly with the batch), 30-step warm-up, then
     linear decay to 5% by the end of the run."""
 
-    BASE_LR = 2e-3
+    BASE_LR = 3.5e-3
     BASE_BATCH = 128
     WARMUP_STEPS = 30
 

@@ -38,6 +38,12 @@ from types import FrameType
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# A CPU limit of 1 makes the operator's tooling (and kfkit's local backend) set
+# TF_NUM_INTEROP_THREADS=1. The distributed runtime blocks inter-op threads while it
+# waits for remote tensors, so a single one deadlocks a parameter-server worker: keep
+# at least two (they mostly wait; the compute threads stay at the limit).
+if os.environ.get("TF_NUM_INTEROP_THREADS", "2").strip() in ("0", "1"):
+    os.environ["TF_NUM_INTEROP_THREADS"] = "2"
 
 import numpy as np
 import tensorflow as tf
@@ -263,6 +269,15 @@ def configure_threads() -> int | None:
     return threads
 
 
+def server_config() -> tf.compat.v1.ConfigProto:
+    """Thread pools of a ps/worker server: the CPU limit for compute, at least two inter-op."""
+    threads = common.threads_from_env() or 0
+    return tf.compat.v1.ConfigProto(
+        intra_op_parallelism_threads=threads,
+        inter_op_parallelism_threads=max(threads, 2),
+    )
+
+
 def serve(cluster: Cluster, data_dir: Path | None, log: common.RankLog) -> int:
     """A ps or worker task of ParameterServerStrategy: run a server until told to stop."""
     if cluster.task_type == "worker":
@@ -283,6 +298,7 @@ def serve(cluster: Cluster, data_dir: Path | None, log: common.RankLog) -> int:
         job_name=cluster.task_type,
         task_index=cluster.task_index,
         protocol="grpc",
+        config=server_config(),
         start=True,
     )
     log.info(f"{cluster.task_type}:{cluster.task_index}: serving at {server.target}")
