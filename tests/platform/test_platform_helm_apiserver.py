@@ -207,3 +207,32 @@ def test_the_smoke_test_job_is_admitted_and_cleaned_up(
         "kubeflow.org", "v1", NAMESPACE, "pytorchjobs"
     )
     assert remaining["items"] == []
+
+
+def test_the_post_install_check_job_is_a_hook_helm_waits_for(
+    server: LocalApiServer, apis: dict[str, Any]
+) -> None:
+    """With the check on, helm creates the hook Job and waits: here in vain (no Job controller)."""
+    from kubernetes import client
+
+    sets = [
+        "trainingOperator.enabled=false",
+        "admissionWebhook.enabled=false",
+        "notebookController.enabled=false",
+        "profile.enabled=false",
+        "platformCheck.enabled=true",
+    ]
+    with pytest.raises(helm.HelmError) as caught:
+        helm.upgrade(
+            helm.Values(sets=sets),
+            kubeconfig=server.kubeconfig,
+            release="hookcheck",
+            namespace="hookcheck",
+            wait=False,
+            timeout_s=5,
+        )
+    assert any("failed post-install" in line for line in caught.value.lines()), caught.value.lines()
+    batch = client.BatchV1Api(apis["apps"].api_client)
+    job = batch.read_namespaced_job("hookcheck-kubeflow-platform-platform-check", "hookcheck")
+    assert job.spec.template.spec.containers[0].command == ["python", "-m", "kfkit.platform.check"]
+    assert job.status.succeeded is None
