@@ -25,7 +25,10 @@ What it is not: a cluster. No kubelet, scheduler or controller-manager run, so
 pods are stored but never start, Deployments never become available, Jobs never
 complete, namespaces get no ``default`` ServiceAccount and ResourceQuota status
 is never computed. The ServiceAccount admission plugin is disabled for that
-reason (it would reject every pod whose ServiceAccount no controller created).
+reason (it would reject every pod whose ServiceAccount no controller created). Webhook
+Services are reached through their Endpoints (``--enable-aggregator-routing``): with no
+webhook server running, a webhook call fails at once ("endpoints ... not found") instead of
+resolving a cluster DNS name on the host.
 Tests must assert what the API server itself does: admission, schema
 validation, defaulting, RBAC, storage, dry runs.
 
