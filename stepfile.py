@@ -99,6 +99,11 @@ def then_resumed(step):
     assert resumed, f"training started over (resumed_from_step={resumed})"
 
 
+@then("every replica ended within {seconds:d} seconds")
+def then_replicas_stopped(step, seconds):
+    verify.wait_replicas_ended(settings(), step.context.run, timeout=seconds)
+
+
 @then("the test accuracy is at least {threshold:g}")
 def then_accuracy(step, threshold):
     accuracy = verify.final_accuracy(step.context.run)

@@ -75,7 +75,7 @@ class JobPlan:
 
     manifest: dict[str, Any]
     source: str
-    # A kfkit trainer takes --metrics-file; other programs get no extra arguments.
+    # A kfkit trainer: it writes a metrics file, which is kept next to the report.
     trainer: bool = False
     # Set once the job is submitted: the manifest that ran, kept next to the report.
     manifest_file: Path | None = None
@@ -124,8 +124,7 @@ class JobPlan:
 def plan_job(settings: Settings, manifest: str, trainer: bool = False) -> JobPlan:
     """Load a manifest through the job model and give the job a name unique to this run.
 
-    ``trainer`` says the job runs a kfkit trainer, which writes its metrics to
-    the file named by ``--metrics-file`` (on the local target).
+    ``trainer`` says the job runs a kfkit trainer (its metrics are expected).
     """
     from kfkit.jobs.load import load_jobs
 
@@ -166,8 +165,27 @@ class JobRun:
         return f"{self.status.phase}: {last.get('message', '')}\n" + "\n".join(tail)
 
 
-def _metrics_file(settings: Settings, plan: JobPlan) -> Path:
-    return settings.work_dir / "jobs" / plan.name / METRICS_NAME
+def _local_metrics_file(settings: Settings, plan: JobPlan) -> Path | None:
+    """The file a local job's trainer wrote its metrics to, as the backend launched it.
+
+    Manifests name the metrics file inside a volume (``/checkpoints/$(JOB_NAME)/
+    metrics.json``); the local backend maps volumes to directories and records
+    each replica's final argv in the job's state, so the path is read from
+    there rather than worked out again. The first replica (master or chief)
+    writes the file.
+    """
+    from kfkit.backends.local.state import JobDir, read_json
+
+    home = settings.backend().config.home
+    launch = read_json(JobDir(plan.namespace, plan.name, home).launch_file, {})
+    for replica in (launch.get("replicas") or {}).values():
+        argv = [str(arg) for arg in replica.get("argv") or []]
+        for index, arg in enumerate(argv):
+            if arg == "--metrics-file" and index + 1 < len(argv):
+                return Path(argv[index + 1])
+            if arg.startswith("--metrics-file="):
+                return Path(arg.split("=", 1)[1])
+    return None
 
 
 _DONE_LINE = re.compile(r"final_accuracy=(\S+)\s+final_loss=(\S+)")
@@ -195,8 +213,6 @@ def submit_job(settings: Settings, plan: JobPlan) -> Path:
         raise KfkitError(f"job {plan.name} was already started")
     job_dir = settings.work_dir / "jobs" / plan.name
     job_dir.mkdir(parents=True, exist_ok=True)
-    if settings.target == "local" and plan.trainer:
-        plan.add_args(f"--metrics-file {shlex.quote(str(_metrics_file(settings, plan)))}")
     manifest_file = job_dir / "job.yaml"
     manifest_file.write_text(yaml.safe_dump(plan.manifest, sort_keys=False), encoding="utf-8")
     job = load_jobs([manifest_file])[0]
@@ -221,11 +237,13 @@ def finish_job(settings: Settings, plan: JobPlan, timeout: float) -> JobRun:
             lines.setdefault(replica, []).append(line)
         for replica, replica_lines in lines.items():
             (logs_dir / f"{replica}.log").write_text("\n".join(replica_lines) + "\n")
-    metrics_file = _metrics_file(settings, plan)
-    if metrics_file.is_file():
+    metrics_file = _local_metrics_file(settings, plan) if settings.target == "local" else None
+    if metrics_file is not None and metrics_file.is_file():
         metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
     else:
         metrics = metrics_from_logs([line for group in lines.values() for line in group])
+    if plan.trainer and metrics:
+        (plan.manifest_file.parent / METRICS_NAME).write_text(json.dumps(metrics, indent=1))
     elapsed = time.monotonic() - started
     return JobRun(plan, record, metrics, plan.manifest_file, logs_dir, elapsed)
 
