@@ -14,7 +14,8 @@ from kfkit.verify.pipeline import COMPILED_NAME, compile_pipeline, load_pipeline
 
 from .conftest import REPO
 
-SMOKE = "tests/verify/features/smoke.feature"
+HELM = "features/helm_configuration.feature"
+NOTEBOOK = "features/notebook_poddefault.feature"
 BROKEN = "tests/verify/features/broken.feature"
 
 
@@ -54,23 +55,27 @@ def test_unknown_group_is_a_user_error():
 
 
 @pytest.mark.integration
-def test_local_run_passes_with_a_passing_group(tmp_path, kfkit_home):
+def test_local_run_passes_with_fast_groups(tmp_path, kfkit_home):
+    """Two of the suite's own feature groups, in parallel, with the @fast tag."""
     report_dir = tmp_path / "reports"
     code = cli(
-        "run", "--local", "--tags", "", "--group", SMOKE,
+        "run", "--local", "--tags", "fast", "--group", HELM, "--group", NOTEBOOK,
         "--report-dir", str(report_dir), "--pipeline-root", str(tmp_path / "root"),
     )  # fmt: skip
     assert code == 0
     features = json.loads((report_dir / "cucumber.json").read_text())
-    assert [f["name"] for f in features] == ["Suite smoke test"]
-    assert "| scenarios | 1 | 1 | 0 | 0 |" in (report_dir / "summary.md").read_text()
+    assert sorted(f["name"] for f in features) == [
+        "Helm configuration of the platform",
+        "Notebooks get the team's PodDefaults",
+    ]
+    assert "| scenarios | 2 | 2 | 0 | 0 |" in (report_dir / "summary.md").read_text()
 
 
 @pytest.mark.integration
 def test_local_run_merges_groups_and_fails_on_a_failed_scenario(tmp_path, kfkit_home):
     report_dir = tmp_path / "reports"
     code = cli(
-        "run", "--local", "--tags", "", "--group", SMOKE, "--group", BROKEN,
+        "run", "--local", "--tags", "", "--group", NOTEBOOK, "--group", BROKEN,
         "--report-dir", str(report_dir), "--pipeline-root", str(tmp_path / "root"),
     )  # fmt: skip
     assert code == 1

@@ -57,8 +57,12 @@ class Settings:
         )
 
     def backend(self) -> Any:
+        """The target's backend; on a cluster ``-u kubeconfig=... -u context=...`` choose it."""
         from kfkit.backends import get_backend
 
+        if self.target == "kubernetes":
+            options = {k: self.extra[k] for k in ("kubeconfig", "context") if self.extra.get(k)}
+            return get_backend(self.target, **options)
         return get_backend(self.target)
 
     def path(self, relative: str) -> Path:
@@ -307,7 +311,10 @@ def kill_replica(settings: Settings, plan: JobPlan, replica: str) -> None:
         return
     from kubernetes import client, config
 
-    config.load_config()
+    if settings.extra.get("kubeconfig"):
+        config.load_kube_config(settings.extra["kubeconfig"], settings.extra.get("context"))
+    else:
+        config.load_config()
     client.CoreV1Api().delete_namespaced_pod(
         f"{plan.name}-{replica}", plan.namespace, grace_period_seconds=0
     )
