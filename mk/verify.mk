@@ -11,7 +11,7 @@
 CUCUMBER_REPORTER_SRC := tests/verify/cucumber_reporter
 CUCUMBER_REPORTER_DIR := $(KFKIT_CACHE)/verify/cucumber-html-reporter
 
-.PHONY: verify-chromium verify-cucumber-reporter verify-fast
+.PHONY: verify-chromium verify-cucumber-reporter verify-fast verify-demo
 TEST_DEPS += verify-chromium verify-cucumber-reporter
 
 verify-chromium:
@@ -29,6 +29,11 @@ $(CUCUMBER_REPORTER_DIR)/node_modules/.package-lock.json: \
 	cp $^ $(CUCUMBER_REPORTER_DIR)/
 	cd $(CUCUMBER_REPORTER_DIR) && npm ci --no-audit --no-fund --silent
 
-# The CI-sized suite, as `make demo` runs it; reports go to reports/.
-verify-fast: venv
-	$(VENV)/bin/kfkit verify --tags fast --report-dir reports
+# The CI-sized suite (the helm scenario needs the pinned helm from platform.mk).
+verify-fast: venv platform-helm
+	$(VENV)/bin/kfkit verify --tags fast --report-dir reports/verify
+
+# What `make demo` shows: the @fast suite and the paper-sized PyTorchJob, in one report
+# (kfkit verify prints where the HTML report is).
+verify-demo: venv platform-helm
+	$(VENV)/bin/kfkit verify --tags "fast or demo" --report-dir reports/demo
