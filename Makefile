@@ -17,7 +17,7 @@ TEST_DEPS :=
 all: test
 
 $(VENV_STAMP): pyproject.toml requirements/runtime.txt requirements/dev.txt requirements/constraints.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv --clear $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -c requirements/constraints.txt \
 		-r requirements/runtime.txt -r requirements/dev.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
