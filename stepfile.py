@@ -163,6 +163,14 @@ def when_notebook_admitted(step):
     context.pod = platform.notebook_pod(settings(), context.notebook, context.poddefaults)
 
 
+@when("the notebook is started on the cluster")
+def when_notebook_started(step):
+    context = step.context
+    context.cluster_notebook, context.pod = platform.notebook_pod_on_cluster(
+        settings(), context.notebook, context.poddefaults, timeout=600
+    )
+
+
 @then('its container has {name:w} set to "{value}"')
 def then_env_value(step, name, value):
     env = platform.container_env(step.context.pod)
@@ -234,3 +242,5 @@ def remove_jobs(scenario):
     """Delete the scenario's jobs (their logs and metrics stay in the report's work dir)."""
     for plan in scenario.context.__dict__.get("plans", []):
         verify.cleanup_job(settings(), plan)
+    if scenario.context.__dict__.get("cluster_notebook"):
+        platform.delete_notebook_on_cluster(settings(), scenario.context.cluster_notebook)

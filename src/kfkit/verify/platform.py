@@ -79,6 +79,41 @@ def notebook_pod(settings: Settings, notebook: str, poddefaults_dir: str) -> Obj
     return apply_poddefaults(pod, load_poddefaults(settings.path(poddefaults_dir), namespace))
 
 
+def notebook_pod_on_cluster(
+    settings: Settings, notebook: str, poddefaults_dir: str, timeout: float
+) -> tuple[Object, Object]:
+    """Apply the PodDefaults and the Notebook, wait until it is ready; (notebook, its pod).
+
+    The pod is what the cluster's admission webhook admitted, read back from
+    the API server; the steps compare it with the local merge's promises.
+    """
+    from kubernetes import client
+
+    from kfkit.poddefaults import load_poddefaults
+
+    path = settings.path(notebook)
+    try:
+        manifest = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise KfkitError(f"{notebook}: cannot read: {error.strerror}") from None
+    namespace = (manifest.get("metadata") or {}).get("namespace") or "default"
+    backend = settings.backend()
+    notebooks = backend.notebooks
+    for poddefault in load_poddefaults(settings.path(poddefaults_dir), namespace):
+        notebooks.apply_poddefault(poddefault, namespace, source=poddefaults_dir)
+    created = notebooks.create_notebook(manifest, namespace, source=notebook)
+    name = created["metadata"]["name"]
+    notebooks.wait_notebook_ready(name, namespace, timeout=timeout)
+    api = backend.connection.api
+    pod = client.CoreV1Api(api).read_namespaced_pod(f"{name}-0", namespace)
+    return created, api.sanitize_for_serialization(pod)
+
+
+def delete_notebook_on_cluster(settings: Settings, notebook: Object) -> None:
+    metadata = notebook["metadata"]
+    settings.backend().notebooks.delete_notebook(metadata["name"], metadata["namespace"])
+
+
 def container_env(pod: Object, container: str | None = None) -> dict[str, str]:
     """One container's environment: literal values, and ``secret:name/key`` for references."""
     spec = pod.get("spec") or {}
