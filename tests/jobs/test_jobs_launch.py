@@ -110,3 +110,30 @@ def test_bad_config_is_a_user_error(kfkit_home) -> None:
     (kfkit_home / "config.yaml").write_text("images: [not, a, map]\n")
     with pytest.raises(KfkitError, match=r"config\.yaml: images: must be a mapping"):
         load_config()
+
+
+def test_a_local_directory_under_another_mount_path_is_rewritten_once(
+    build, write_manifest, kfkit_home
+) -> None:
+    assert str(kfkit_home).startswith("/tmp/")  # the volumes live under the /tmp mount path
+
+    def mount(doc):
+        template = doc["spec"]["pytorchReplicaSpecs"]["Master"]["template"]
+        template["spec"]["volumes"] = [
+            {"name": "scratch", "emptyDir": {}},
+            {"name": "data", "persistentVolumeClaim": {"claimName": "mnist-data"}},
+        ]
+        container = template["spec"]["containers"][0]
+        container["volumeMounts"] = [
+            {"name": "scratch", "mountPath": "/tmp"},
+            {"name": "data", "mountPath": "/trainData"},
+        ]
+        container["args"] = ["--data-dir", "/trainData", "--scratch=/tmp/x"]
+
+    launches, _ = plan(build, write_manifest, kfkit_home, mount)
+    scratch = kfkit_home / "jobs" / "default" / "planned" / "volumes" / "master-0" / "scratch"
+    assert launches["master-0"].argv[3:] == [
+        "--data-dir",
+        str(kfkit_home / "volumes" / "default" / "mnist-data"),
+        f"--scratch={scratch}/x",
+    ]

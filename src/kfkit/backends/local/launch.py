@@ -303,11 +303,18 @@ class _Resolver:
         self.mounts.sort(key=lambda item: len(item[0]), reverse=True)
 
     def rewrite(self, text: str) -> str:
-        """Replace mount paths by their local directories wherever they start a path."""
-        for mount_path, directory in self.mounts:
-            pattern = re.compile(r"(^|(?<=[=:,\s]))" + re.escape(mount_path) + r"(?=/|$|[:,\s])")
-            text = pattern.sub(str(directory).replace("\\", "\\\\"), text)
-        return text
+        """Replace mount paths by their local directories wherever they start a path.
+
+        One pass over the original text, longest mount path first, so a local
+        directory that happens to lie under another mount path (``/tmp``, say)
+        is never rewritten a second time.
+        """
+        if not self.mounts:
+            return text
+        local = {mount_path: str(directory) for mount_path, directory in self.mounts}
+        alternatives = "|".join(re.escape(path) for path, _ in self.mounts)
+        pattern = re.compile(r"(?:^|(?<=[=:,\s]))(" + alternatives + r")(?=/|$|[:,\s])")
+        return pattern.sub(lambda match: local[match.group(1)], text)
 
 
 def expand(text: str, env: dict[str, str]) -> str:

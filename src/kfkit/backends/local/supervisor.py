@@ -222,7 +222,9 @@ class Supervisor:
             rp.reason = "Stopped"
         else:
             rp.reason = "Completed" if rp.exit_code == 0 else "Error"
-        rp.phase = "Succeeded" if rp.exit_code == 0 and not stopped else "Failed"
+        # A replica stopped after its job ended (cleanPodPolicy) that exits cleanly on
+        # SIGTERM, as parameter servers do, did its job: it counts as succeeded.
+        rp.phase = "Succeeded" if rp.exit_code == 0 else "Failed"
 
     def check_memory(self) -> None:
         """Kill a replica whose processes use more memory than its limit, like the OOM killer."""
