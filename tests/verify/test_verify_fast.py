@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from kfkit.report import load
+from kfkit.report.cucumber import scenario_error, scenarios
 from kfkit.verify import verify
 
 from .conftest import REPO
@@ -34,7 +35,12 @@ def test_fast_suite_passes_and_reports_agree(tmp_path, kfkit_home, capfd):
     result = verify(tags="fast", target="local", report_dir=tmp_path, suite_dir=REPO, timeout=900)
     printed = capfd.readouterr().out
     summary = result.reports.summary
-    assert result.ok, f"{summary.lines()}\n{printed[-3000:]}"
+    failures = [
+        f"{scenario['name']}: {scenario_error(scenario)}"
+        for _, scenario in scenarios(load(result.reports.cucumber_json))
+        if scenario_error(scenario)
+    ]
+    assert result.ok, "\n".join([*summary.lines(), *failures, printed[-2000:]])
 
     # What radish printed, what the reports say, and what the feature files hold agree.
     match = re.search(r"^(\d+) scenarios \((\d+) passed\)", printed, re.MULTILINE)
