@@ -87,3 +87,11 @@ def test_local_run_merges_groups_and_fails_on_a_failed_scenario(tmp_path, kfkit_
     assert "no-such-job.yaml: no such file or directory" in html
     assert "Kubeflow Pipelines" in html  # the environment says where it ran
     assert not (run_dir / "check-verdict" / "executor_output.json").exists()
+
+
+def test_submit_to_an_unreachable_host_is_one_line(free_port):
+    port = free_port()  # nothing listens there
+    with pytest.raises(KfkitError) as raised:
+        cli("submit", "--host", f"http://127.0.0.1:{port}", "--experiment", "checks")
+    (line,) = raised.value.lines()
+    assert line.startswith(f"--host http://127.0.0.1:{port}: cannot submit the pipeline: ")

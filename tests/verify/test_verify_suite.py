@@ -74,3 +74,12 @@ def test_cli_runs_the_features_and_fails_on_the_broken_scenario(tmp_path, kfkit_
         "worker-1.log",
     ]
     assert not list((tmp_path / "work" / "kfkit-home" / "jobs" / "default").iterdir())
+
+
+def test_user_data_must_be_key_value():
+    assert verify_cli.parse_user_data(["kubeconfig=/k", "build_image=a/b:c=d"]) == {
+        "kubeconfig": "/k",
+        "build_image": "a/b:c=d",
+    }
+    with pytest.raises(KfkitError, match="--user-data: 'oops': expected KEY=VALUE"):
+        verify_cli.parse_user_data(["oops"])

@@ -134,7 +134,11 @@ def submit(
     if not package.is_file():
         raise KfkitError(f"{package}: no compiled pipeline (run `kfkit pipeline compile`)")
     try:
-        client = kfp.Client(host=host, namespace=namespace)
+        with warnings.catch_warnings():
+            # "This client only works with Kubeflow Pipeline v2.0.0-beta.2 and later": noted
+            # in docs/verification.md, not worth a warning on every submit.
+            warnings.simplefilter("ignore", FutureWarning)
+            client = kfp.Client(host=host, namespace=namespace)
         run = client.create_run_from_pipeline_package(
             str(package),
             arguments=arguments(tags, target, suite_dir, groups),
