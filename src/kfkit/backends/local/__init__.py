@@ -73,10 +73,11 @@ class LocalBackend:
         )
         if not status.finished and not self._supervisor_alive(job_dir):
             # The supervisor died without finishing the job (machine reboot, kill -9).
-            pid_known = job_dir.supervisor_pid() is not None
-            if pid_known or time.time() - job_dir.status_file.stat().st_mtime > 10:
+            status = JobStatus(read_json(job_dir.status_file, {}))  # it may just have finished
+            if not status.finished:
                 set_condition(status.raw, job.kind, FAILED, "the local supervisor is gone")
                 job_dir.write_json(job_dir.status_file, status.raw)
+                record.status = status
         return record
 
     @staticmethod
@@ -85,10 +86,7 @@ class LocalBackend:
         if pid is None:
             return False
         try:
-            process = psutil.Process(pid)
-            return process.status() != psutil.STATUS_ZOMBIE and "supervisor" in " ".join(
-                process.cmdline()
-            )
+            return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
         except psutil.Error:
             return False
 
@@ -123,7 +121,7 @@ class LocalBackend:
         for note in notes:
             add_event(job_dir, "Normal", "LocalPort", note)
         with (job_dir.path / "supervisor.log").open("ab") as log:
-            subprocess.Popen(
+            supervisor = subprocess.Popen(
                 [sys.executable, "-m", "kfkit.backends.local.supervisor", str(job_dir.path)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -131,6 +129,8 @@ class LocalBackend:
                 start_new_session=True,
                 close_fds=True,
             )
+        # Written here, not by the supervisor, so the job is never seen without one.
+        job_dir.pid_file.write_text(str(supervisor.pid))
         return self._record(job_dir)
 
     def get(self, name: str, namespace: str = "default", kind: str | None = None) -> JobRecord:
