@@ -440,3 +440,21 @@ spec:
     env = json.loads(next(line for _, line in backend.logs("withdefaults")))
     assert env["POD_DEFAULT"] == "Testing is enabled"
     assert "OTHER" not in env
+
+
+def test_kill_replica_is_restarted_by_its_policy(kfkit_home, write_manifest, free_port) -> None:
+    sleeper = "import time; print('up', flush=True); time.sleep(3)"
+    master = replica("pytorch", sleeper, policy="OnFailure")
+    backend = LocalBackend()
+    job = load_jobs([write_manifest(pytorch("killed", free_port(), master))])[0]
+    backend.submit(job)
+    deadline = time.monotonic() + 30
+    while not replica_pids(backend.get("killed")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    backend.kill_replica("killed", "master-0")
+    record = backend.wait("killed", timeout=60)
+    assert record.status.succeeded
+    assert record.replicas["master-0"]["restarts"] == 1
+    assert "exited with code 137" in record.status.condition("Restarting")["message"]
+    with pytest.raises(Exception, match="not running"):
+        backend.kill_replica("killed", "master-0")

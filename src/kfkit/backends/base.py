@@ -130,3 +130,8 @@ class Backend(Protocol):
     def delete(self, name: str, namespace: str = "default", kind: str | None = None) -> None:
         """Stop every replica and remove the job."""
         ...
+
+    def kill_replica(self, name: str, replica: str, namespace: str = "default") -> None:
+        """Kill one replica at once (SIGKILL, or its pod deleted without grace): a fault
+        to inject, after which the job's restartPolicy decides what happens."""
+        ...

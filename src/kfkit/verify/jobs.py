@@ -10,10 +10,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import os
 import re
 import shlex
-import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -293,31 +291,8 @@ def wait_for_log_lines(
 
 
 def kill_replica(settings: Settings, plan: JobPlan, replica: str) -> None:
-    """Kill one replica the hard way (SIGKILL locally, pod deleted at once on a cluster).
-
-    Neither backend has a verb for this (a user never needs one), so this is
-    the fault injector's own: on the local backend the replica's process
-    group, as recorded in the job's state; on a cluster the replica's pod.
-    """
-    if settings.target == "local":
-        from kfkit.backends.local.state import JobDir, read_json
-
-        home = settings.backend().config.home
-        state = read_json(JobDir(plan.namespace, plan.name, home).replicas_file, {})
-        pid = (state.get(replica) or {}).get("pid")
-        if not pid:
-            raise AssertionError(f"{plan.name} {replica} is not running (state: {state})")
-        os.killpg(int(pid), signal.SIGKILL)
-        return
-    from kubernetes import client, config
-
-    if settings.extra.get("kubeconfig"):
-        config.load_kube_config(settings.extra["kubeconfig"], settings.extra.get("context"))
-    else:
-        config.load_config()
-    client.CoreV1Api().delete_namespaced_pod(
-        f"{plan.name}-{replica}", plan.namespace, grace_period_seconds=0
-    )
+    """Kill one replica the hard way (SIGKILL locally, pod deleted at once on a cluster)."""
+    settings.backend().kill_replica(plan.name, replica, plan.namespace)
 
 
 def restarts(run: JobRun) -> list[dict[str, Any]]:

@@ -299,6 +299,15 @@ class KubernetesBackend:
         job = self._job(self._find(name, namespace, kind))
         self._delete(self._objects(job_resource(job.kind)), job)
 
+    def kill_replica(self, name: str, replica: str, namespace: str = "default") -> None:
+        """Delete the replica's pod without a grace period; the operator recreates it."""
+        job = self._job(self._find(name, namespace, None))
+        pod = f"{job.name}-{replica}"
+        with api_errors(self.connection, f"delete pod {job.namespace}/{pod}"):
+            client.CoreV1Api(self.connection.api).delete_namespaced_pod(
+                pod, job.namespace, grace_period_seconds=0, _request_timeout=REQUEST_TIMEOUT
+            )
+
     def _delete(self, objects: CustomObjects, job: Job) -> None:
         objects.delete(job.name, job.namespace)
         self._delete_replica_objects(job)

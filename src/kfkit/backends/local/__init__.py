@@ -236,6 +236,19 @@ class LocalBackend:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGKILL)
 
+    def kill_replica(self, name: str, replica: str, namespace: str = "default") -> None:
+        record = self.get(name, namespace)
+        state = record.replicas.get(replica)
+        if state is None:
+            raise NotFoundError(
+                f"replica {replica!r} not found in {record.job.describe()} "
+                f"({', '.join(record.replicas)})"
+            )
+        if not state.get("pid"):
+            raise KfkitError(f"{record.job.describe()}: {replica} is not running")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(state["pid"]), signal.SIGKILL)
+
     def delete(self, name: str, namespace: str = "default", kind: str | None = None) -> None:
         job_dir = self._existing(name, namespace, kind)
         self.stop(name, namespace)
