@@ -41,8 +41,9 @@ unit: venv
 test: venv $(TEST_DEPS) lint typecheck
 	$(VENV)/bin/pytest
 
-demo: venv
-	$(VENV)/bin/kfkit run -f manifests/examples/pytorchjob-allreduce.yaml
+# The main job on the local backend: the @fast verification suite and the paper-sized
+# PyTorchJob (master + worker, gloo, MNIST), in one report whose path is printed at the end.
+demo: verify-demo
 
 clean:
 	rm -rf $(VENV) .cache reports
