@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -55,27 +55,38 @@ def _unknown_fields(value: Any, schema: dict[str, Any], path: str) -> list[str]:
     return problems
 
 
-class UpstreamCrds:
-    """The upstream Kubeflow CRDs in ../shared/crds, as a validator of custom resources."""
+class CrdSchemas:
+    """The openAPIV3Schemas of a set of CRDs, as a validator of their custom resources.
 
-    def __init__(self, directory: Path) -> None:
+    A resource is checked with jsonschema and, like kubectl's strict field
+    validation, every field the schema does not declare is a problem too.
+    """
+
+    def __init__(self, crds: Iterable[dict[str, Any]], name: str = "upstream") -> None:
+        self.name = name
         self.schemas: dict[tuple[str, str], dict[str, Any]] = {}
-        for crd_file in sorted(directory.glob("*.yaml")):
-            crd = yaml.load(crd_file.read_text(), Loader=yaml.CSafeLoader)
+        for crd in crds:
             group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
             for version in crd["spec"]["versions"]:
                 api_version = f"{group}/{version['name']}"
                 self.schemas[(api_version, kind)] = version["schema"]["openAPIV3Schema"]
 
+    @classmethod
+    def from_directory(cls, directory: Path) -> CrdSchemas:
+        return cls(
+            yaml.load(crd_file.read_text(), Loader=yaml.CSafeLoader)
+            for crd_file in sorted(directory.glob("*.yaml"))
+        )
+
     def knows(self, obj: dict[str, Any]) -> bool:
         return (obj.get("apiVersion"), obj.get("kind")) in self.schemas
 
     def validate(self, obj: dict[str, Any]) -> list[str]:
-        """Every problem the upstream CRD schema finds in ``obj`` (empty when valid)."""
-        key = (obj.get("apiVersion"), obj.get("kind"))
+        """Every problem the CRD schema finds in ``obj`` (empty when valid)."""
+        key = (str(obj.get("apiVersion")), str(obj.get("kind")))
         if key not in self.schemas:
-            return [f"no upstream CRD for {key[0]} {key[1]}"]
-        schema = self.schemas[key]  # type: ignore[index]
+            return [f"no {self.name} CRD for {key[0]} {key[1]}"]
+        schema = self.schemas[key]
         validator = jsonschema.Draft7Validator(schema)
         problems = [
             f"{'.'.join(str(p) for p in error.absolute_path) or '<root>'}: {error.message}"
@@ -86,13 +97,19 @@ class UpstreamCrds:
 
 
 @pytest.fixture(scope="session")
-def upstream_crds() -> UpstreamCrds:
-    if not UPSTREAM_CRDS.is_dir():
-        pytest.skip(f"the upstream CRDs are not at {UPSTREAM_CRDS}")
-    return UpstreamCrds(UPSTREAM_CRDS)
+def crd_schemas() -> type[CrdSchemas]:
+    """The validator class, for CRDs other than the upstream ones (the chart's own)."""
+    return CrdSchemas
 
 
 @pytest.fixture(scope="session")
-def upstream_crd_validator(upstream_crds: UpstreamCrds) -> Callable[[dict[str, Any]], list[str]]:
+def upstream_crds() -> CrdSchemas:
+    if not UPSTREAM_CRDS.is_dir():
+        pytest.skip(f"the upstream CRDs are not at {UPSTREAM_CRDS}")
+    return CrdSchemas.from_directory(UPSTREAM_CRDS)
+
+
+@pytest.fixture(scope="session")
+def upstream_crd_validator(upstream_crds: CrdSchemas) -> Callable[[dict[str, Any]], list[str]]:
     """``validate(obj) -> list of problems`` against the upstream Kubeflow CRDs."""
     return upstream_crds.validate
