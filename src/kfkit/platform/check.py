@@ -66,6 +66,16 @@ def wait_until_ready(
         time.sleep(interval)
 
 
+def cluster_client(kubeconfig: str | None) -> Any:
+    """An API client from ``kubeconfig``, or from the pod's service account when None."""
+    from kubernetes import client, config
+
+    if kubeconfig:
+        return config.new_client_from_config(config_file=kubeconfig)
+    config.load_incluster_config()
+    return client.ApiClient()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--namespace", required=True, help="namespace of the Deployments")
@@ -77,13 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kubeconfig", help="outside the cluster: the kubeconfig to use")
     args = parser.parse_args(argv)
 
-    from kubernetes import client, config
+    from kubernetes import client
 
-    if args.kubeconfig:
-        api_client = config.new_client_from_config(config_file=args.kubeconfig)
-    else:
-        config.load_incluster_config()
-        api_client = client.ApiClient()
+    api_client = cluster_client(args.kubeconfig)
     extensions = client.ApiextensionsV1Api(api_client)
     apps = client.AppsV1Api(api_client)
 

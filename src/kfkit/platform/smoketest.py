@@ -110,13 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kubeconfig", help="outside the cluster: the kubeconfig to use")
     args = parser.parse_args(argv)
 
-    from kubernetes import client, config
+    from kubernetes import client
 
-    if args.kubeconfig:
-        api_client = config.new_client_from_config(config_file=args.kubeconfig)
-    else:
-        config.load_incluster_config()
-        api_client = client.ApiClient()
+    from kfkit.platform.check import cluster_client
+
+    api_client = cluster_client(args.kubeconfig)
     job = smoke_job(args.name, args.namespace, args.image, json.loads(args.resources))
     state = run(client.CustomObjectsApi(api_client), job, timeout=args.timeout)
     return 0 if state == "Succeeded" else 1
