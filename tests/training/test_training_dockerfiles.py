@@ -1,4 +1,4 @@
-"""The trainer images' Dockerfiles, checked by parsing them (no base image can be pulled here)."""
+"""The images' Dockerfiles, checked by parsing them (no base image can be pulled here)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from dockerfile_parse import DockerfileParser
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGES = ["pytorch", "tensorflow"]
+IMAGES = ["pytorch", "tensorflow", "kit"]
 
 
 def parse(image: str) -> DockerfileParser:
