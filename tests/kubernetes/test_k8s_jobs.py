@@ -453,3 +453,20 @@ def test_a_wait_reports_a_server_that_went_away(
         backend.wait("away", namespace, timeout=30)
     # Two failed attempts were retried after a pause; the third is reported.
     assert backend.last_watch is not None and backend.last_watch.dropped == 2
+
+
+def test_kill_replica_deletes_only_that_pod(cluster: Any, namespace: str) -> None:
+    # Recreating the pod is the operator's work, which does not run here: this checks
+    # only that kfkit removes the one pod, at once, through the real API.
+    backend = cluster.backend()
+    backend.submit(make_job("faulty", namespace, workers=2))
+    cluster.operator.create_replicas("PyTorchJob", namespace, "faulty")
+    backend.kill_replica("faulty", "worker-1", namespace)
+    left = {
+        p.metadata.name
+        for p in cluster.core.list_namespaced_pod(namespace).items
+        if p.metadata.deletion_timestamp is None
+    }
+    assert left == {"faulty-master-0", "faulty-worker-0"}
+    with pytest.raises(KfkitError, match="faulty-worker-7"):
+        backend.kill_replica("faulty", "worker-7", namespace)
