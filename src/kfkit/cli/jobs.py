@@ -23,8 +23,8 @@ PHASE_STYLES = {
     "Created": "blue",
     "Pending": "dim",
 }
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _backend(args: argparse.Namespace) -> Backend:
