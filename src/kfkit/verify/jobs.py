@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from kfkit.errors import KfkitError
+from kfkit.jobs.model import Job
 from kfkit.verify.suite import TARGETS
 
 METRICS_NAME = "metrics.json"
@@ -83,21 +84,24 @@ class JobPlan:
     manifest_file: Path | None = None
 
     @property
+    def job(self) -> Job:
+        """The manifest seen through the job model (the same dict, so edits show through)."""
+        return Job(manifest=self.manifest, source=self.source)
+
+    @property
     def name(self) -> str:
-        return str(self.manifest["metadata"]["name"])
+        return self.job.name
 
     @property
     def namespace(self) -> str:
-        return str(self.manifest["metadata"].get("namespace") or "default")
+        return self.job.namespace
 
     @property
     def kind(self) -> str:
-        return str(self.manifest["kind"])
+        return self.job.kind
 
     def replica_specs(self) -> dict[str, Any]:
-        from kfkit.jobs.model import KINDS
-
-        specs: dict[str, Any] = self.manifest["spec"][KINDS[self.kind].replica_specs_key]
+        specs: dict[str, Any] = self.manifest["spec"][self.job.info.replica_specs_key]
         return specs
 
     def set_replicas(self, replica_type: str, count: int) -> None:
@@ -111,9 +115,7 @@ class JobPlan:
 
     def add_args(self, arguments: str) -> None:
         """Append trainer arguments to the main container of every replica."""
-        from kfkit.jobs.model import KINDS
-
-        container_name = KINDS[self.kind].container_name
+        container_name = self.job.info.container_name
         for spec in self.replica_specs().values():
             for container in spec["template"]["spec"]["containers"]:
                 if container.get("name") == container_name:
