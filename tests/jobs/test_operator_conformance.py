@@ -99,6 +99,22 @@ def test_environment(case: dict[str, Any]) -> None:
         assert name not in names, (case["upstream"], name)
 
 
+def test_admitted_cases_are_admitted_by_the_upstream_crd_schema(upstream_crd_validator) -> None:
+    """What kfkit admits (with at most warnings) the CRD schema admits too."""
+    for file, kind in (
+        ("webhook-pytorch.yaml", "PyTorchJob"),
+        ("webhook-tensorflow.yaml", "TFJob"),
+    ):
+        for param in cases(file):
+            case = param.values[0]
+            submitted = manifest(kind, case["spec"], case.get("metadata"))
+            problems = upstream_crd_validator(submitted)
+            if not case["errors"]:
+                assert problems == [], (file, case["name"])
+            elif case.get("crd_refuses"):
+                assert problems, (file, case["name"])
+
+
 def test_every_case_names_its_upstream_test() -> None:
     """Mirrored cases name a test in the v1.9.0 tree; the others say null."""
     for file in sorted(CASES.glob("*.yaml")):
