@@ -134,3 +134,73 @@ def test_two_pytorch_jobs_planned_together_get_different_master_ports(
             "port 23456 is reserved by job default/first; master-0 listens on "
             f"{ports[1]} instead (MASTER_PORT says so)"
         ]
+
+
+def test_two_jobs_run_together_from_one_directory_each_use_their_own_master(
+    kfkit_home: Path, tmp_path: Path, build, write_manifest
+) -> None:
+    """``kfkit run -f dir/`` with two PyTorchJobs declaring the same port: both succeed."""
+    import subprocess
+    import sys
+
+    from kfkit.backends.local import LocalBackend
+
+    smoke = (
+        "import sys; from kfkit.training.smoke import main; "
+        "sys.exit(main(['--expect-world-size', '2']))"
+    )
+    port = free_port()
+    directory = tmp_path / "jobs"
+    directory.mkdir()
+    for name in ("left", "right"):
+        doc = build.pytorch_job(name)
+        for spec in doc["spec"]["pytorchReplicaSpecs"].values():
+            container = spec["template"]["spec"]["containers"][0]
+            container["command"] = ["python", "-c", smoke]
+            container["ports"] = [{"name": "pytorchjob-port", "containerPort": port}]
+            spec["restartPolicy"] = "Never"
+        (directory / f"{name}.yaml").write_text(write_manifest(doc).read_text())
+    result = subprocess.run(
+        [sys.executable, "-m", "kfkit.cli.main", "run", "-f", str(directory), "--timeout", "240"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    backend = LocalBackend()
+    masters = set()
+    for name in ("left", "right"):
+        record = backend.get(name)
+        assert record.status.succeeded
+        launch = json.loads((kfkit_home / "jobs" / "default" / name / "launch.json").read_text())
+        masters.add(launch["replicas"]["master-0"]["env"]["MASTER_PORT"])
+        passed = {r for r, line in backend.logs(name) if line == "smoke test passed"}
+        assert passed == {"master-0", "worker-0"}
+    assert len(masters) == 2 and str(port) in masters
+
+
+def test_elastic_rendezvous_keeps_worker0s_declared_port_when_free(
+    tmp_path: Path, build, write_manifest
+) -> None:
+    config = load_config(tmp_path / "home")
+    declared = free_port()
+    doc = build.pytorch_job("elastic", workers=2, elasticPolicy={"minReplicas": 1})
+    del doc["spec"]["pytorchReplicaSpecs"]["Master"]
+    container = doc["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]
+    container["command"] = ["python", "-c", "pass"]
+    container["ports"] = [{"name": "pytorchjob-port", "containerPort": declared}]
+    job = load_jobs([write_manifest(doc)])[0]
+    job_dir = JobDir(job.namespace, job.name, config.home)
+    launches, notes = plan_job(job, config, job_dir, str(tmp_path))
+    assert launches["worker-1"].env["PET_RDZV_ENDPOINT"] == f"127.0.0.1:{declared}"
+    assert notes == []
+    with socket.socket() as busy:  # now something listens there: another port, and a note
+        busy.bind(("127.0.0.1", declared))
+        busy.listen()
+        launches, notes = plan_job(job, config, job_dir, str(tmp_path))
+    endpoint = launches["worker-0"].env["PET_RDZV_ENDPOINT"]
+    assert endpoint != f"127.0.0.1:{declared}"
+    assert notes == [
+        f"port {declared} is in use on this machine; worker-0 listens on "
+        f"{endpoint.rsplit(':', 1)[1]} instead (PET_RDZV_ENDPOINT says so)"
+    ]
