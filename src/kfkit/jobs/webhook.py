@@ -262,6 +262,13 @@ def _tf_advisories(spec: dict[str, Any], kind: JobKind) -> list[str]:
             f"spec.tfReplicaSpecs: {' and '.join(leaders)} are both set; the webhook counts only "
             "the exact keys Chief and Master, so the job runs with both a Chief and a Master"
         )
+    for replica_type, replica_spec in specs.items():
+        replicas = (replica_spec or {}).get("replicas")
+        if isinstance(replicas, int) and replicas < 0:
+            warnings.append(
+                f"spec.tfReplicaSpecs[{replica_type}].replicas: {replicas} is negative (the "
+                "v1.9 operator fails while building TF_CONFIG)"
+            )
     for replica_type in leaders:
         replicas = (specs[replica_type] or {}).get("replicas")
         if isinstance(replicas, int) and replicas > 1:

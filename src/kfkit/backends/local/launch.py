@@ -445,6 +445,11 @@ def local_problems(job: Job) -> list[str]:
             "to run (a cluster admits it and creates no pods)"
         )
     for replica_type, spec in job.replica_specs.items():
+        if spec.replicas < 0:
+            problems.append(
+                f"spec.{job.info.replica_specs_key}[{replica_type}].replicas: {spec.replicas} "
+                "cannot run: the v1.9 operator fails while building the replicas' TF_CONFIG"
+            )
         if spec.restart_policy not in RESTART_POLICIES:
             problems.append(
                 f"spec.{job.info.replica_specs_key}[{replica_type}].restartPolicy: "
