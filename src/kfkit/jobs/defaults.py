@@ -66,7 +66,8 @@ def apply_defaults(manifest: dict[str, Any]) -> dict[str, Any]:
         spec["runPolicy"]["cleanPodPolicy"] = "None"
     replica_specs = spec.get(kind.replica_specs_key) or {}
     spec[kind.replica_specs_key] = {
-        canonical_replica_type(kind, replica_type): replica_spec
+        # YAML may give a key as a number; the API server only ever sees JSON strings.
+        canonical_replica_type(kind, str(replica_type)): replica_spec
         for replica_type, replica_spec in replica_specs.items()
     }
     for replica_spec in spec[kind.replica_specs_key].values():

@@ -284,7 +284,13 @@ def advisories(manifest: dict[str, Any]) -> list[str]:
     kind = KINDS[manifest["kind"]]
     spec = manifest.get("spec") or {}
     warnings: list[str] = []
-    for replica_type, replica_spec in (spec.get(kind.replica_specs_key) or {}).items():
+    replica_specs = spec.get(kind.replica_specs_key) or {}
+    counts = [(s or {}).get("replicas") for s in replica_specs.values()]
+    if sum(count for count in counts if isinstance(count, int) and count > 0) == 0:
+        warnings.append(
+            f"spec.{kind.replica_specs_key}: the job has no replicas (a cluster creates no pods)"
+        )
+    for replica_type, replica_spec in replica_specs.items():
         policy = (replica_spec or {}).get("restartPolicy")
         if policy and policy not in RESTART_POLICIES:
             warnings.append(
