@@ -137,19 +137,22 @@ class PortReservations:
         raise OSError("no free port on 127.0.0.1 could be reserved")
 
     def release(self, owner: JobDir) -> None:
-        """Drop every reservation ``owner`` holds (its job is replaced or planning failed)."""
+        """Drop every reservation ``owner`` holds (its job is replaced or will not run).
+
+        Stale reservations of other jobs are removed on the way, so the
+        directory never grows beyond the ports in use.
+        """
         if not self.directory.is_dir():
             return
-        for path in self.directory.iterdir():
-            if not path.name.isdigit():
-                continue
-            try:
-                record = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            if isinstance(record, dict) and (record.get("namespace"), record.get("name")) == (
-                owner.namespace,
-                owner.name,
-            ):
-                with self._locked(), contextlib.suppress(OSError):
-                    path.unlink()
+        with self._locked():
+            for path in self.directory.iterdir():
+                if not path.name.isdigit():
+                    continue
+                try:
+                    record = json.loads(path.read_text())
+                    mine = (record["namespace"], record["name"]) == (owner.namespace, owner.name)
+                except (OSError, ValueError, KeyError, TypeError):
+                    mine = False
+                if mine or self.holder(int(path.name)) is None:
+                    with contextlib.suppress(OSError):
+                        path.unlink()
