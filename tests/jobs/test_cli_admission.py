@@ -39,6 +39,7 @@ def test_run_refuses_what_cannot_run_locally_and_says_why(
     run = subprocess.run([*KFKIT, "run", "-f", str(path)], capture_output=True, text=True)
     assert run.returncode == 2  # ... but its pods cannot run
     lines = run.stderr.splitlines()
+    assert lines[0].startswith(f"Warning: {path}: spec.pytorchReplicaSpecs[Worker].restartPolicy")
     assert lines[-1] == (
         f"{path}: spec.pytorchReplicaSpecs[Worker].restartPolicy: 'Sometimes' cannot run: a "
         "cluster's API server refuses pods with it (the operator knows Always, OnFailure, "
