@@ -1,0 +1,84 @@
+"""The kit's image table, context hashing and podman configuration (no podman needed)."""
+
+from __future__ import annotations
+
+import re
+import resource
+import shutil
+from pathlib import Path
+
+from kfkit.containers import images, pipconfig, podman
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_kit_image_the_manifests_name_is_built_by_make_images() -> None:
+    named: set[str] = set()
+    for folder in ("manifests", "pipelines"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.is_file() and path.suffix in (".yaml", ".yml", ".py"):
+                named.update(re.findall(r"\bkfkit/[a-z0-9-]+:[0-9][\w.-]*", path.read_text()))
+    assert named, "the manifests name no kit image"
+    assert named <= {image.name for image in images.IMAGES.values()}
+
+
+def test_every_dockerfile_folder_has_an_image_and_a_base() -> None:
+    folders = {path.parent.name for path in (ROOT / "dockerfiles").glob("*/Dockerfile")}
+    assert folders == set(images.IMAGES)
+    for image in images.IMAGES.values():
+        assert images.base_images(image.dockerfile(ROOT)) == ["python:3.11.7-slim-bookworm"]
+
+
+def _copy_pytorch_context(tmp_path: Path) -> Path:
+    for relative in (
+        "dockerfiles/pytorch",
+        "requirements",
+        "pyproject.toml",
+        "README.md",
+        "src/kfkit/containers",
+    ):
+        source, target = ROOT / relative, tmp_path / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target)
+    return tmp_path
+
+
+def test_the_context_hash_follows_exactly_what_the_build_sees(tmp_path: Path) -> None:
+    root = _copy_pytorch_context(tmp_path)
+    image = images.IMAGES["pytorch"]
+    first = images.context_hash(root, image)
+    assert images.context_hash(root, image) == first
+    # Outside the context (not let in by the ignore file): no rebuild.
+    (root / "requirements" / "dev.txt").write_text("pytest==0\n")
+    (root / "src" / "kfkit" / "containers" / "__pycache__").mkdir()
+    (root / "src" / "kfkit" / "containers" / "__pycache__" / "x.pyc").write_bytes(b"x")
+    assert images.context_hash(root, image) == first
+    # Inside it: a rebuild.
+    (root / "src" / "kfkit" / "containers" / "new.py").write_text("X = 1\n")
+    assert images.context_hash(root, image) != first
+    files = {
+        p.relative_to(root).as_posix() for p in images.context_files(root, image.dockerfile(root))
+    }
+    assert "requirements/runtime.txt" in files and "requirements/dev.txt" not in files
+
+
+def test_build_mounts_cover_the_paths_pip_is_configured_with(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    settings = {
+        "find-links": str(wheels),
+        "extra-index-url": f"file://{tmp_path} https://example.org/simple",
+        "timeout": "60",
+    }
+    assert pipconfig.local_paths(settings) == [wheels, tmp_path]
+
+
+def test_containers_conf_sets_runc_cgroupfs_and_limits_podman_may_set() -> None:
+    text = podman.config_text()
+    assert 'runtime = "runc"' in text and 'cgroup_manager = "cgroupfs"' in text
+    nofile = int(re.search(r"nofile=(\d+):", text)[1])  # type: ignore[index]
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    assert 0 < nofile <= (hard if hard != resource.RLIM_INFINITY else nofile)
