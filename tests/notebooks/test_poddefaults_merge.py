@@ -115,15 +115,22 @@ def test_every_app_container_gets_env_but_not_init_containers_or_injected_sideca
         sidecars=[{"name": "helper", "image": "busybox:1.36"}],
     )
     original = pod()
-    original["spec"]["containers"].append({"name": "second", "image": "busybox:1.36"})
     original["spec"]["initContainers"] = [{"name": "setup", "image": "busybox:1.36"}]
     result = apply_poddefaults(original, [pd])
     containers = {c["name"]: c for c in result["spec"]["containers"]}
-    assert list(containers) == ["main", "second", "helper"]
-    assert containers["main"]["env"] == containers["second"]["env"] == [{"name": "A", "value": "1"}]
+    assert list(containers) == ["main", "helper"]
+    assert containers["main"]["env"] == [{"name": "A", "value": "1"}]
     assert "env" not in containers["helper"]
     assert [c["name"] for c in result["spec"]["initContainers"]] == ["setup", "init"]
     assert "env" not in result["spec"]["initContainers"][0]
+
+    # Two containers that change plus a sidecar: upstream's JSON patch cannot be applied.
+    original["spec"]["containers"].append({"name": "second", "image": "busybox:1.36"})
+    with pytest.raises(ValidationError, match=r"cannot apply the PodDefault webhook's JSON patch"):
+        apply_poddefaults(original, [pd])
+    without_sidecar = poddefault("inject", env=[{"name": "A", "value": "1"}])
+    result = apply_poddefaults(original, [without_sidecar])
+    assert [c["env"] for c in result["spec"]["containers"]] == [[{"name": "A", "value": "1"}]] * 2
 
 
 def test_identical_entries_from_two_poddefaults_are_merged_once() -> None:
