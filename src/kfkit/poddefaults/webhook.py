@@ -34,6 +34,7 @@ from kfkit.errors import ValidationError
 from kfkit.poddefaults.decoding import decoded
 from kfkit.poddefaults.loading import DEFAULT_NAMESPACE
 from kfkit.poddefaults.patch import PatchFailed, apply_patch, patch_for
+from kfkit.poddefaults.received import received
 from kfkit.poddefaults.selectors import selector_mismatch, selector_problems
 
 ANNOTATION_PREFIX = "poddefault.admission.kubeflow.org"
@@ -162,7 +163,8 @@ def admit(pod: Object, poddefaults: Iterable[Object], source: str = "<pod>") -> 
     if not chosen:
         return Admission(result)
     names = ", ".join(_name(pd) for pd in chosen)
-    conflicts = _conflicts(pod, chosen)
+    arrived = received(pod)
+    conflicts = _conflicts(arrived, chosen)
     if conflicts:
         raise Refused(
             [
@@ -171,7 +173,7 @@ def admit(pod: Object, poddefaults: Iterable[Object], source: str = "<pod>") -> 
             ]
             + [f"  {line}" for line in conflicts]
         )
-    merged, wiped = _merge(result, chosen)
+    merged_arrived, wiped = _merge(copy.deepcopy(arrived), chosen)
     if wiped:
         raise Refused(
             [
@@ -182,12 +184,25 @@ def admit(pod: Object, poddefaults: Iterable[Object], source: str = "<pod>") -> 
                 for name, owner in wiped
             ]
         )
-    return _patched(pod, merged, chosen, source)
+    merged, _ = _merge(result, chosen)
+    return _patched(pod, arrived, merged_arrived, merged, chosen, source)
 
 
-def _patched(pod: Object, merged: Object, chosen: list[Object], source: str) -> Admission:
-    """The pod as the API server leaves it after applying the webhook's JSON patch."""
-    before, after = decoded(pod, "V1Pod"), decoded(merged, "V1Pod")
+def _patched(
+    pod: Object,
+    arrived: Object,
+    merged_arrived: Object,
+    merged: Object,
+    chosen: list[Object],
+    source: str,
+) -> Admission:
+    """The pod as the API server leaves it after applying the webhook's JSON patch.
+
+    The patch is made from the pod as the webhook received it (``arrived``, with
+    the API's defaults) to its merge; where it applies and gives that merge, the
+    result is ``merged``, the pod as written with the PodDefaults applied.
+    """
+    before, after = decoded(arrived, "V1Pod"), decoded(merged_arrived, "V1Pod")
     operations = patch_for(before, after)
     applied = [_name(pd) for pd in chosen]
     try:

@@ -1,0 +1,103 @@
+"""The pod as the API server hands it to the webhook: with the API's defaults set.
+
+Mutating webhooks run after the API server has decoded the pod and set its
+defaults, so the webhook compares a PodDefault's entries (which nobody
+defaults) with the pod's defaulted ones. A secret volume written without
+``defaultMode`` has ``defaultMode: 420`` by then: a PodDefault that repeats it
+with ``defaultMode: 420`` merges with it, one that repeats it as written
+conflicts. A sidecar never equals a pod container it repeats unless it spells
+out the container defaults (``terminationMessagePath`` ...). ``received`` sets
+the defaults of k8s.io/api core/v1 (``SetDefaults_*``) on the parts of a pod
+the webhook compares: volumes, containers and init containers (their env,
+ports and resources). The rest of the pod is left as
+written; it takes no part in the comparisons.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+DEFAULT_MODE = 0o644  # 420, as kubectl shows it
+_VOLUME_SOURCES_WITH_MODE = ("secret", "configMap", "downwardAPI", "projected")
+_VOLUME_SOURCES = (
+    "awsElasticBlockStore",
+    "azureDisk",
+    "azureFile",
+    "cephfs",
+    "cinder",
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "fc",
+    "flexVolume",
+    "flocker",
+    "gcePersistentDisk",
+    "gitRepo",
+    "glusterfs",
+    "hostPath",
+    "image",
+    "iscsi",
+    "nfs",
+    "persistentVolumeClaim",
+    "photonPersistentDisk",
+    "portworxVolume",
+    "projected",
+    "quobyte",
+    "rbd",
+    "scaleIO",
+    "secret",
+    "storageos",
+    "vsphereVolume",
+)
+
+
+def received(pod: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``pod`` with the API server's defaults on what the webhook compares."""
+    result = copy.deepcopy(pod)
+    spec = result.get("spec")
+    if not isinstance(spec, dict):
+        return result
+    for volume in _dicts(spec.get("volumes")):
+        _default_volume(volume)
+    for key in ("containers", "initContainers"):
+        for container in _dicts(spec.get(key)):
+            _default_container(container)
+    return result
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _default_volume(volume: dict[str, Any]) -> None:
+    if not any(volume.get(source) is not None for source in _VOLUME_SOURCES):
+        volume["emptyDir"] = {}  # SetDefaults_Volume
+    for source in _VOLUME_SOURCES_WITH_MODE:
+        if isinstance(volume.get(source), dict) and volume[source].get("defaultMode") is None:
+            volume[source]["defaultMode"] = DEFAULT_MODE
+    if isinstance(volume.get("hostPath"), dict) and volume["hostPath"].get("type") is None:
+        volume["hostPath"]["type"] = ""  # SetDefaults_HostPathVolumeSource
+
+
+def _default_container(container: dict[str, Any]) -> None:
+    container.setdefault("terminationMessagePath", "/dev/termination-log")
+    container.setdefault("terminationMessagePolicy", "File")
+    if not container.get("imagePullPolicy"):
+        image = str(container.get("image") or "")
+        tagged = ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest")
+        container["imagePullPolicy"] = "IfNotPresent" if tagged or "@" in image else "Always"
+    for port in _dicts(container.get("ports")):
+        port.setdefault("protocol", "TCP")
+    for variable in _dicts(container.get("env")):
+        field_ref = (variable.get("valueFrom") or {}).get("fieldRef")
+        if isinstance(field_ref, dict) and not field_ref.get("apiVersion"):
+            field_ref["apiVersion"] = "v1"
+    resources = container.get("resources")
+    if isinstance(resources, dict) and isinstance(resources.get("limits"), dict):
+        requests = resources.setdefault("requests", {})
+        if isinstance(requests, dict):
+            for name, quantity in resources["limits"].items():
+                requests.setdefault(name, quantity)
