@@ -370,3 +370,42 @@ def test_notebook_pod_gets_the_notebook_labels_as_the_controller_gives_them() ->
     assert "metadata" not in notebook["spec"]["template"]  # the input is not changed
     with pytest.raises(KfkitError, match=r"expected a Pod or an object with spec\.template"):
         pod_of({"kind": "ConfigMap", "data": {}}, "cm.yaml")
+
+
+def test_load_admits_what_the_crd_admits_and_the_webhook_refuses_later(tmp_path: Path) -> None:
+    near = poddefault("near", {"matchExpressions": [{"key": "a", "operator": "Near"}]})
+    (tmp_path / "near.yaml").write_text(yaml.safe_dump(near))
+    loaded = load_poddefaults(tmp_path, "team")
+    assert [pd["metadata"]["name"] for pd in loaded] == ["near"]
+    assert getattr(loaded[0], "source") == str(tmp_path / "near.yaml")
+    with pytest.raises(ValidationError) as raised:
+        apply_poddefaults(pod(), loaded, "pod.yaml")
+    assert f"{tmp_path / 'near.yaml'}: spec.selector.matchExpressions[0].operator" in str(
+        raised.value
+    )
+    null_selector = poddefault("null")
+    null_selector["spec"]["selector"] = None
+    (tmp_path / "near.yaml").write_text(yaml.safe_dump(null_selector))
+    with pytest.raises(ValidationError, match=r"near\.yaml: spec\.selector: must be"):
+        load_poddefaults(tmp_path, "team")
+
+
+def test_cli_refused_pod_is_an_error_and_explain_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pd = poddefault("inject", env=[{"name": "A", "value": "1"}], sidecars=[{"name": "s"}])
+    (tmp_path / "pd.yaml").write_text(yaml.safe_dump(pd))
+    manifest = pod()
+    manifest["kind"] = "Pod"
+    manifest["metadata"]["namespace"] = "team"
+    manifest["spec"]["containers"].append({"name": "istio-proxy", "image": "proxyv2:1"})
+    (tmp_path / "pod.yaml").write_text(yaml.safe_dump(manifest))
+    argv = ["poddefaults", "apply", "-f", str(tmp_path / "pod.yaml"), "--poddefaults"]
+    with pytest.raises(KfkitError) as raised:
+        _run_cli(*argv, str(tmp_path))
+    assert raised.value.exit_code == 2
+    assert raised.value.lines()[0].startswith(f"{tmp_path / 'pod.yaml'}: refused: ")
+    assert _run_cli(*argv, str(tmp_path), "--explain") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "inject: matched"
+    assert "cannot apply the PodDefault webhook's JSON patch" in out[1]

@@ -127,8 +127,6 @@ def validate_poddefault(document: dict[str, Any]) -> list[str]:
 
 def _selector_shape(selector: Any, where: str) -> list[str]:
     """What the CRD schema requires of a selector; its syntax is checked by the webhook."""
-    if selector is None:
-        return []
     if not isinstance(selector, dict):
         return [f"{where}: must be a label selector (matchLabels/matchExpressions)"]
     problems: list[str] = []
