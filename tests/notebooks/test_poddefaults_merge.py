@@ -377,7 +377,7 @@ def test_load_admits_what_the_crd_admits_and_the_webhook_refuses_later(tmp_path:
     (tmp_path / "near.yaml").write_text(yaml.safe_dump(near))
     loaded = load_poddefaults(tmp_path, "team")
     assert [pd["metadata"]["name"] for pd in loaded] == ["near"]
-    assert getattr(loaded[0], "source") == str(tmp_path / "near.yaml")
+    assert loaded[0].source == str(tmp_path / "near.yaml")
     with pytest.raises(ValidationError) as raised:
         apply_poddefaults(pod(), loaded, "pod.yaml")
     assert f"{tmp_path / 'near.yaml'}: spec.selector.matchExpressions[0].operator" in str(
