@@ -409,3 +409,34 @@ def test_cli_refused_pod_is_an_error_and_explain_says_why(
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "inject: matched"
     assert "cannot apply the PodDefault webhook's JSON patch" in out[1]
+
+
+@pytest.mark.parametrize(
+    ("bad_pod", "expected"),
+    [
+        ("not a pod", "<pod>: must be a Pod or a pod template"),
+        ({"spec": "x"}, "<pod>: spec: must be an object"),
+        ({"metadata": {"labels": ["x"]}}, "<pod>: metadata.labels: must be a map of strings"),
+        ({"spec": {"containers": ["x"]}}, "<pod>: spec.containers[0]: must be an object"),
+        ({"spec": {"containers": [{"name": "c", "env": "x"}]}}, "spec.containers[0].env: must be"),
+        ({"spec": {"volumes": {"name": "v"}}}, "<pod>: spec.volumes: must be a list"),
+    ],
+)
+def test_a_malformed_pod_is_a_user_error(bad_pod: object, expected: str) -> None:
+    pd = poddefault("x", env=[{"name": "A", "value": "1"}], sidecars=[{"name": "s"}])
+    with pytest.raises(ValidationError) as raised:
+        apply_poddefaults(bad_pod, [pd])  # type: ignore[arg-type]
+    assert expected in raised.value.lines()[0]
+    assert expected in explain(bad_pod, [pd])[0]  # type: ignore[arg-type]
+
+
+def test_a_poddefault_with_items_of_the_wrong_type_is_refused_on_load(tmp_path: Path) -> None:
+    bad = poddefault("bad", env=[None], command=[1], tolerations=7)
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    with pytest.raises(ValidationError) as raised:
+        load_poddefaults(tmp_path, "team")
+    assert raised.value.lines() == [
+        f"{tmp_path / 'bad.yaml'}: spec.env[0]: must be an object",
+        f"{tmp_path / 'bad.yaml'}: spec.tolerations: must be a list",
+        f"{tmp_path / 'bad.yaml'}: spec.command[0]: must be a string",
+    ]

@@ -34,6 +34,7 @@ LIST_FIELDS = (
     "args",
 )
 MAP_FIELDS = ("annotations", "labels")
+NAMED_FIELDS = ("env", "volumes", "volumeMounts", "imagePullSecrets", "initContainers", "sidecars")
 
 
 class PodDefault(dict[str, Any]):
@@ -107,21 +108,26 @@ def validate_poddefault(document: dict[str, Any]) -> list[str]:
     else:
         problems.extend(_selector_shape(spec["selector"], "spec.selector"))
     for key in LIST_FIELDS:
-        if key in spec and not isinstance(spec[key], list):
+        items = spec.get(key)
+        if key in spec and not isinstance(items, list):
             problems.append(f"spec.{key}: must be a list")
+            continue
+        strings = key in ("command", "args")
+        for index, item in enumerate(items or []):
+            if strings or not isinstance(item, dict):
+                if not isinstance(item, str if strings else dict):
+                    what = "a string" if strings else "an object"
+                    problems.append(f"spec.{key}[{index}]: must be {what}")
+            elif key in NAMED_FIELDS and not item.get("name"):
+                problems.append(f"spec.{key}[{index}].name: required")
+            elif key == "volumeMounts" and not item.get("mountPath"):
+                problems.append(f"spec.{key}[{index}].mountPath: required")
     for key in MAP_FIELDS:
         value = spec.get(key)
         if key in spec and not (
             isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
         ):
             problems.append(f"spec.{key}: must be a map of strings")
-    for key in ("env", "volumes", "volumeMounts", "imagePullSecrets", "initContainers", "sidecars"):
-        for index, item in enumerate(spec.get(key) or []):
-            if not isinstance(item, dict) or not item.get("name"):
-                problems.append(f"spec.{key}[{index}].name: required")
-    for index, item in enumerate(spec.get("volumeMounts") or []):
-        if isinstance(item, dict) and not item.get("mountPath"):
-            problems.append(f"spec.volumeMounts[{index}].mountPath: required")
     return problems
 
 

@@ -83,21 +83,22 @@ def _default_volume(volume: dict[str, Any]) -> None:
 
 
 def _default_container(container: dict[str, Any]) -> None:
-    container.setdefault("terminationMessagePath", "/dev/termination-log")
-    container.setdefault("terminationMessagePolicy", "File")
+    container["terminationMessagePath"] = (
+        container.get("terminationMessagePath") or "/dev/termination-log"
+    )
+    container["terminationMessagePolicy"] = container.get("terminationMessagePolicy") or "File"
     if not container.get("imagePullPolicy"):
         image = str(container.get("image") or "")
         tagged = ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest")
         container["imagePullPolicy"] = "IfNotPresent" if tagged or "@" in image else "Always"
     for port in _dicts(container.get("ports")):
-        port.setdefault("protocol", "TCP")
+        port["protocol"] = port.get("protocol") or "TCP"
     for variable in _dicts(container.get("env")):
         field_ref = (variable.get("valueFrom") or {}).get("fieldRef")
         if isinstance(field_ref, dict) and not field_ref.get("apiVersion"):
             field_ref["apiVersion"] = "v1"
     resources = container.get("resources")
     if isinstance(resources, dict) and isinstance(resources.get("limits"), dict):
-        requests = resources.setdefault("requests", {})
-        if isinstance(requests, dict):
-            for name, quantity in resources["limits"].items():
-                requests.setdefault(name, quantity)
+        requests = resources["requests"] = dict(resources.get("requests") or {})
+        for name, quantity in resources["limits"].items():
+            requests.setdefault(name, quantity)

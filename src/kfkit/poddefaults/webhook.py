@@ -134,11 +134,47 @@ def matching_poddefaults(pod: Object, poddefaults: Iterable[Object]) -> list[Obj
 # --- admission -------------------------------------------------------------------------
 
 
+def shape_problems(pod: Any) -> list[str]:
+    """Where ``pod`` is not shaped like a Pod in what the webhook reads (no cluster takes it)."""
+    if not isinstance(pod, dict):
+        return ["must be a Pod or a pod template (an object)"]
+    problems = []
+    metadata, spec = pod.get("metadata"), pod.get("spec")
+    if metadata is not None and not isinstance(metadata, dict):
+        problems.append("metadata: must be an object")
+    for key in ("labels", "annotations"):
+        if isinstance(metadata, dict) and not isinstance(metadata.get(key) or {}, dict):
+            problems.append(f"metadata.{key}: must be a map of strings")
+    if spec is not None and not isinstance(spec, dict):
+        return [*problems, "spec: must be an object"]
+    spec = spec or {}
+    for key in ("containers", "initContainers", "volumes", "tolerations", "imagePullSecrets"):
+        problems += _list_of_objects(spec.get(key), f"spec.{key}")
+    for index, container in enumerate(_items(spec, "containers")):
+        if isinstance(container, dict):
+            for key in ("env", "envFrom", "volumeMounts"):
+                problems += _list_of_objects(container.get(key), f"spec.containers[{index}].{key}")
+    return problems
+
+
+def _list_of_objects(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        return [f"{where}: must be a list"]
+    return [
+        f"{where}[{i}]: must be an object" for i, v in enumerate(value) if not isinstance(v, dict)
+    ]
+
+
 def admit(pod: Object, poddefaults: Iterable[Object], source: str = "<pod>") -> Admission:
     """What a cluster makes of ``pod``: the pod it creates, or Refused with the reasons.
 
     ``pod`` itself is never changed.
     """
+    problems = shape_problems(pod)
+    if problems:
+        raise ValidationError(f"{source}: {problem}" for problem in problems)
     result = copy.deepcopy(pod)
     skipped = skip_reason(pod)
     if skipped is not None:
@@ -339,8 +375,8 @@ def _merge(pod: Object, chosen: list[Object]) -> tuple[Object, list[tuple[str, s
 
     Also returns the sidecars that make upstream drop every container.
     """
-    metadata = pod.setdefault("metadata", {})
-    spec = pod.setdefault("spec", {})
+    metadata = pod["metadata"] = pod.get("metadata") or {}
+    spec = pod["spec"] = pod.get("spec") or {}
     for list_name, what, key, type_name in _POD_LISTS:
         merge = _Keyed(what, _by(key), type_name).start(_items(spec, list_name))
         merged = list(_items(spec, list_name))
@@ -372,10 +408,10 @@ def _merge(pod: Object, chosen: list[Object]) -> tuple[Object, list[tuple[str, s
     for pd in chosen:
         for sidecar in _items(pd["spec"], "sidecars"):
             if containers.add(sidecar, _owner(pd), None):
-                spec.setdefault("containers", []).append(copy.deepcopy(sidecar))
+                spec["containers"] = [*_items(spec, "containers"), copy.deepcopy(sidecar)]
             elif not _equals_changed_container(sidecar, containers):
                 wiped.append((str(sidecar.get("name")), _owner(pd)))
-    annotations = metadata.setdefault("annotations", {})
+    annotations = metadata["annotations"] = dict(metadata.get("annotations") or {})
     for pd in chosen:
         annotations[f"{ANNOTATION_PREFIX}/poddefault-{_name(pd)}"] = str(
             pd["metadata"].get("resourceVersion", "")
@@ -434,6 +470,9 @@ def explain(pod: Object, poddefaults: Iterable[Object], source: str = "<pod>") -
     poddefaults = sorted(poddefaults, key=_name)
     if not poddefaults:
         return ["no PodDefaults to apply"]
+    problems = shape_problems(pod)
+    if problems:
+        return [f"{source}: {problem}" for problem in problems]
     skipped = skip_reason(pod)
     if skipped is not None:
         return [f"{_name(pd)}: skipped: {skipped}" for pd in poddefaults]
