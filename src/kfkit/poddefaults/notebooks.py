@@ -16,7 +16,7 @@ controller makes a StatefulSet whose pod template has:
 - ``securityContext: {fsGroup: 100}`` when the pod spec has no securityContext
   (the controller's default, ``ADD_FSGROUP`` unset).
 
-The StatefulSet controller names the pod ``<name>-0`` and adds the labels
+The StatefulSet controller names the pod ``<name>-0`` (also its ``hostname``) and adds the labels
 ``statefulset.kubernetes.io/pod-name`` and ``apps.kubernetes.io/pod-index``
 (and ``controller-revision-hash``, whose value only the cluster knows).
 """
@@ -64,6 +64,7 @@ def notebook_pod(notebook: Object, source: str = "<notebook>") -> Object:
         container["env"] = [*env, {"name": PREFIX_ENV, "value": f"/notebook/{namespace}/{name}"}]
     if spec.get("securityContext") is None:
         spec["securityContext"] = {"fsGroup": DEFAULT_FS_GROUP}
+    spec["hostname"] = f"{name}-0"  # the StatefulSet controller's pod identity
     pod_metadata: Object = {"name": f"{name}-0", "namespace": namespace, "labels": labels}
     if annotations:
         pod_metadata["annotations"] = annotations
