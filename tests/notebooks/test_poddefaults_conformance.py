@@ -113,3 +113,11 @@ def test_every_upstream_subtest_is_mirrored() -> None:
             test_file, subtest = case["mirrors"].split(" ", 1)
             mirrored.setdefault(test_file, set()).add(subtest)
     assert {name: len(subtests) for name, subtests in mirrored.items()} == UPSTREAM_SUBTESTS
+
+
+def test_the_conformance_doc_counts_the_cases() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "conformance.md").read_text(encoding="utf-8")
+    for path in sorted(CASES_DIR.glob("*.yaml")):
+        count = sum(1 for case in CASES if case["file"] == path.name)
+        row = next(line for line in doc.splitlines() if line.startswith(f"| `{path.name}` |"))
+        assert row.endswith(f"| {count} of {count} pass |"), row

@@ -9,8 +9,10 @@ conflicts. A sidecar never equals a pod container it repeats unless it spells
 out the container defaults (``terminationMessagePath`` ...). ``received`` sets
 the defaults of k8s.io/api core/v1 (``SetDefaults_*``) on the parts of a pod
 the webhook compares: volumes, containers and init containers (their env,
-ports and resources). The rest of the pod is left as
-written; it takes no part in the comparisons.
+ports and resources), and adds what the admission plugins that run before
+mutating webhooks add by default: the ServiceAccount plugin's token volume and
+mounts, the DefaultTolerationSeconds plugin's tolerations. The rest of the pod
+is left as written; it takes no part in the comparisons.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import copy
 from typing import Any
 
 DEFAULT_MODE = 0o644  # 420, as kubectl shows it
+TOKEN_VOLUME = "kube-api-access-xxxxx"
+TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 _VOLUME_SOURCES_WITH_MODE = ("secret", "configMap", "downwardAPI", "projected")
 _VOLUME_SOURCES = (
     "awsElasticBlockStore",
@@ -65,7 +69,47 @@ def received(pod: dict[str, Any]) -> dict[str, Any]:
     for key in ("containers", "initContainers"):
         for container in _dicts(spec.get(key)):
             _default_container(container)
+    _add_token_volume(spec)
+    _add_default_tolerations(spec)
     return result
+
+
+def _add_token_volume(spec: dict[str, Any]) -> None:
+    """The ServiceAccount admission plugin: the API token volume, mounted in every container.
+
+    Its real name ends in five random characters; only its mount path can
+    collide with a PodDefault's. Skipped when the pod turns automounting off
+    (a service account that does so is not known here).
+    """
+    if spec.get("automountServiceAccountToken") is False:
+        return
+    containers = [
+        container
+        for key in ("initContainers", "containers")
+        for container in _dicts(spec.get(key))
+        if not any(m.get("mountPath") == TOKEN_PATH for m in _dicts(container.get("volumeMounts")))
+    ]
+    if not containers:
+        return
+    spec["volumes"] = [*_dicts(spec.get("volumes")), {"name": TOKEN_VOLUME, "projected": {}}]
+    for container in containers:
+        mount = {"name": TOKEN_VOLUME, "mountPath": TOKEN_PATH, "readOnly": True}
+        container["volumeMounts"] = [*_dicts(container.get("volumeMounts")), mount]
+
+
+def _add_default_tolerations(spec: dict[str, Any]) -> None:
+    """The DefaultTolerationSeconds admission plugin: 300 s on not-ready and unreachable nodes."""
+    tolerations = _dicts(spec.get("tolerations"))
+    for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
+        if not any(
+            t.get("key") in (key, None, "") and t.get("effect") in ("NoExecute", None, "")
+            for t in tolerations
+        ):
+            tolerations.append(
+                {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
+            )
+    if tolerations:
+        spec["tolerations"] = tolerations
 
 
 def _dicts(value: Any) -> list[dict[str, Any]]:
