@@ -145,7 +145,9 @@ def pod_template(job: Job, replica: Replica, config: LocalConfig) -> dict[str, A
         from kfkit import poddefaults
 
         defaults = poddefaults.load_poddefaults(config.poddefaults, job.namespace)
-        template = poddefaults.apply_poddefaults(template, defaults)
+        template = poddefaults.apply_poddefaults(
+            template, defaults, f"{job.source}: pod {metadata['name']}"
+        )
     return template
 
 
