@@ -27,7 +27,8 @@ from kfkit.backends.local.config import RUNTIMES, LocalConfig, load_config
 from kfkit.backends.local.launch import plan_job
 from kfkit.backends.local.pods import plan_job_pods
 from kfkit.backends.local.state import JobDir, all_job_dirs, read_json
-from kfkit.backends.local.supervisor import add_event, set_condition
+from kfkit.backends.local.supervisor import add_event, killed_by_user, set_condition
+from kfkit.containers.podman import podman
 from kfkit.errors import KfkitError, NotFoundError
 from kfkit.jobs.model import Job
 
@@ -256,6 +257,14 @@ class LocalBackend:
             )
         if not state.get("pid"):
             raise KfkitError(f"{record.job.describe()}: {replica} is not running")
+        job_dir = self._dir(name, namespace)
+        pod = (read_json(job_dir.launch_file, {}).get("replicas", {}).get(replica) or {}).get("pod")
+        if pod:
+            # The container dies, as when a node kills it; its pod process sees exit 137.
+            killed_by_user(job_dir, replica).touch()
+            container = f"{pod['name']}-{pod['main']}"
+            podman(["kill", "--signal", "KILL", container], check=False)
+            return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(int(state["pid"]), signal.SIGKILL)
 
