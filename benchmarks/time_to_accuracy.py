@@ -19,8 +19,7 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/time_to_accuracy.py --out reports/time_to_accuracy.json
     .venv/bin/python benchmarks/time_to_accuracy.py --runs pytorch-fast-2 pytorch-classic-2
     # both local runtimes, run by run (the container one needs `make images`):
-    .venv/bin/python benchmarks/time_to_accuracy.py --runs pytorch-fast-2 \
-        --runtime process container
+    .venv/bin/python benchmarks/time_to_accuracy.py --runtime process container
 """
 
 from __future__ import annotations
