@@ -335,3 +335,23 @@ def test_a_request_past_its_timeout_is_a_timeout_error() -> None:
     client = TrainingClient(backend=Slow([RUNNING]))  # type: ignore[arg-type]
     with pytest.raises(TimeoutError, match=r"^Timeout to get PyTorchJob: default/j$"):
         client.get_job("j", timeout=1)
+
+
+def test_a_client_configuration_means_that_cluster(free_port: Any) -> None:
+    configuration = k8s.Configuration(host=f"https://127.0.0.1:{free_port()}")
+    client = TrainingClient(client_configuration=configuration)
+    assert client.backend.name == "kubernetes" and client.namespace == "default"
+    with pytest.raises(RuntimeError) as error:
+        client.get_job("x")
+    message = str(error.value)
+    assert message.startswith("Failed to get PyTorchJob: default/x. Error: ")
+    assert "cannot reach the Kubernetes API server" in message and "\n" not in message
+
+
+def test_a_local_update_is_a_merge_patch() -> None:
+    from kfkit.backends.local import merge_patch
+
+    target = {"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"x": 1}}
+    patch = {"metadata": {"labels": {"a": "3", "b": None}}}
+    assert merge_patch(target, patch) == {"metadata": {"labels": {"a": "3"}}, "spec": {"x": 1}}
+    assert target["metadata"]["labels"] == {"a": "1", "b": "2"}  # not changed in place
