@@ -355,3 +355,12 @@ def test_a_local_update_is_a_merge_patch() -> None:
     patch = {"metadata": {"labels": {"a": "3", "b": None}}}
     assert merge_patch(target, patch) == {"metadata": {"labels": {"a": "3"}}, "spec": {"x": 1}}
     assert target["metadata"]["labels"] == {"a": "1", "b": "2"}  # not changed in place
+
+
+def test_a_queue_name_is_the_kueue_label(kfkit_home: Path) -> None:
+    client = TrainingClient(backend="local")
+    client.create_job(name="q", train_func=hello, parameters={"lr": 1}, queue_name="team-queue")
+    try:
+        assert client.get_job("q").metadata.labels == {"kueue.x-k8s.io/queue-name": "team-queue"}
+    finally:
+        client.delete_job("q")

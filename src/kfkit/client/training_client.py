@@ -313,11 +313,12 @@ class TrainingClient:
                 f"job: {job} holds {len(loaded)} jobs; create_job takes one (use create_jobs)"
             )
         one = loaded[0]
-        if queue_name and queue_name.strip():
-            metadata = one.manifest["metadata"]
-            metadata["labels"] = {**(metadata.get("labels") or {}), QUEUE_LABEL: queue_name}
         what = f"create {one.kind}: {one.namespace}/{one.name}"
         with _failing(what):
+            if queue_name and queue_name.strip():  # the SDK labels the job for Kueue
+                metadata = one.manifest["metadata"]
+                metadata["labels"] = {**(metadata.get("labels") or {}), QUEUE_LABEL: queue_name}
+                one = job_from_manifest(one.manifest, one.source)  # the label is checked too
             try:
                 self.backend.get(one.name, one.namespace, one.kind)
             except NotFoundError:
