@@ -49,7 +49,7 @@ PRINT_RANK = (
 
 
 def test_the_client_runs_reads_updates_and_deletes_a_local_job(
-    kfkit_home: Any, free_port: Any
+    kfkit_home: Any, free_port: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     client = TrainingClient(namespace="team-a", backend="local")
     assert client.create_job(script_job("hello", free_port(), PRINT_RANK)) is None
@@ -81,6 +81,13 @@ def test_the_client_runs_reads_updates_and_deletes_a_local_job(
     logs, events = client.get_job_logs("hello", is_master=False, verbose=True)
     assert logs == {"hello-master-0": "rank 0\nworld 2\n", "hello-worker-0": "rank 1\nworld 2\n"}
     assert any("successfully completed" in line for line in events["pytorchjob/hello"])
+    assert client.get_job_logs("hello", is_master=False, follow=True)[0] == logs
+    printed = capsys.readouterr().out.splitlines()
+    assert sorted(printed) == sorted(
+        f"[Pod hello-{key}]: {line}"
+        for key, rank in (("master-0", 0), ("worker-0", 1))
+        for line in (f"rank {rank}", "world 2")
+    )
     assert list(client.stream_job_logs("hello", replica_type="Worker")) == [
         ("hello-worker-0", "rank 1"),
         ("hello-worker-0", "world 2"),

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -644,20 +645,37 @@ class TrainingClient:
     def _log_lines(
         self, name: str, namespace: str, kind: str, pods: dict[str, str], follow: bool
     ) -> Iterator[tuple[str, str]]:
-        """``(pod, line)`` of ``pods`` (pod name -> replica key); one stream when following."""
-        if not pods:
-            return
-        keys = {key: pod for pod, key in pods.items()}
+        """``(pod, line)`` of ``pods`` (pod name -> replica key): read one after the other,
+        or, following, every pod's stream at once (as the SDK does), each on its own thread.
+        """
         with _failing(f"read logs for pods of {kind}: {namespace}/{name}"):
-            if follow:
-                only = next(iter(keys)) if len(keys) == 1 else None
-                for key, line in self.backend.logs(name, namespace, only, True, kind):
-                    if key in keys:
-                        yield keys[key], line
+            if not follow:
+                for pod, key in pods.items():
+                    for _, line in self.backend.logs(name, namespace, key, False, kind):
+                        yield pod, line
                 return
-            for key, pod in keys.items():
-                for _, line in self.backend.logs(name, namespace, key, False, kind):
-                    yield pod, line
+            lines: queue.Queue[tuple[str, str] | BaseException | None] = queue.Queue()
+
+            def follow_one(pod: str, key: str) -> None:
+                try:
+                    for _, line in self.backend.logs(name, namespace, key, True, kind):
+                        lines.put((pod, line))
+                except BaseException as error:  # handed to the reading thread
+                    lines.put(error)
+                finally:
+                    lines.put(None)
+
+            for pod, key in pods.items():
+                threading.Thread(target=follow_one, args=(pod, key), daemon=True).start()
+            ended = 0
+            while ended < len(pods):
+                item = lines.get()
+                if item is None:
+                    ended += 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
 
     def stream_job_logs(
         self,
