@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psutil
 
@@ -29,6 +29,7 @@ from kfkit.backends.local.launch import operator_labels, plan_job
 from kfkit.backends.local.state import JobDir, all_job_dirs, read_json
 from kfkit.backends.local.supervisor import add_event, set_condition
 from kfkit.errors import KfkitError, NotFoundError
+from kfkit.jobs.load import load_manifest
 from kfkit.jobs.model import Job, Replica
 
 POLL_SECONDS = 0.2
@@ -278,8 +279,7 @@ class LocalBackend:
             patch["metadata"] = {
                 key: value for key, value in patch["metadata"].items() if key not in SERVER_METADATA
             }
-        merged = merge_patch(manifest, patch)
-        assert isinstance(merged, dict)
+        merged = cast(dict[str, Any], merge_patch(manifest, patch))
         changed = sorted(
             key
             for key in set(manifest) | set(merged)
@@ -297,6 +297,7 @@ class LocalBackend:
                 "change a submitted job (only metadata.labels and metadata.annotations); "
                 "delete it and create it again"
             )
+        load_manifest(merged, str(job_dir.manifest_file))  # new labels are checked as on create
         job_dir.write_manifest(merged)
         return self._record(job_dir)
 
