@@ -72,9 +72,8 @@ def run(args: argparse.Namespace) -> int:
         user_data=parse_user_data(args.user_data),
     )
     reports = result.reports
+    # radish has just printed the counts of features, scenarios and steps: not again.
     print()
-    for line in reports.summary.lines():
-        print(line)
     print(f"HTML report:  {reports.html}")
     print(f"cucumber JSON: {reports.cucumber_json}")
     print(f"JUnit XML:    {reports.junit_xml}")

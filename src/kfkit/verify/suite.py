@@ -77,7 +77,9 @@ def radish_command(
     command = [sys.executable, "-c", RADISH_MAIN, *map(str, features)]
     command += ["-b", str(basedir), "--cucumber-json", str(cucumber_json)]
     if not sys.stdout.isatty():
-        command += ["--no-ansi"]
+        # Without ANSI radish cannot overwrite a step's line once it has run, so it
+        # would print every step twice: before and after running it.
+        command += ["--no-ansi", "--write-steps-once"]
     if tags:
         command += ["--tags", tags]
     for key, value in user_data.items():

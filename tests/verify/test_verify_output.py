@@ -1,0 +1,43 @@
+"""What ``kfkit verify`` prints into a log, and how steps edit a plan's manifest."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from kfkit.verify.jobs import JobPlan, unshared
+from kfkit.verify.suite import radish_command
+
+from .conftest import DEMO, REPO
+
+
+def test_each_step_is_printed_once_into_a_log(tmp_path: Path) -> None:
+    command = radish_command([DEMO / "demo.feature"], DEMO, tmp_path / "c.json", None, {})
+    # stdout is a pipe here, as in CI: radish cannot overwrite a line, so must write it once.
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.stdout.count("Then the result is 8") == 1, done.stdout
+    assert done.stdout.count("features (") == 1
+
+
+def test_trainer_arguments_are_added_once_per_replica_with_shared_templates(
+    tmp_path: Path,
+) -> None:
+    manifest = yaml.safe_load(
+        """
+kind: TFJob
+metadata: {name: anchored}
+spec:
+  tfReplicaSpecs:
+    PS: {replicas: 1, template: &pod {spec: {containers: [{name: tensorflow, args: [--a]}]}}}
+    Worker: {replicas: 2, template: *pod}
+    Chief: {replicas: 1, template: *pod}
+"""
+    )
+    plan = JobPlan(unshared(manifest), "anchored.yaml")
+    plan.add_args("--epochs 1")
+    for spec in manifest["spec"]["tfReplicaSpecs"].values():
+        assert spec["template"]["spec"]["containers"][0]["args"] == ["--a"]  # not touched
+    for spec in plan.replica_specs().values():
+        assert spec["template"]["spec"]["containers"][0]["args"] == ["--a", "--epochs", "1"]
