@@ -41,3 +41,34 @@ spec:
         assert spec["template"]["spec"]["containers"][0]["args"] == ["--a"]  # not touched
     for spec in plan.replica_specs().values():
         assert spec["template"]["spec"]["containers"][0]["args"] == ["--a", "--epochs", "1"]
+
+
+def test_verify_on_kubernetes_without_a_cluster_is_one_preflight_error(
+    tmp_path: Path, free_port, capsys
+) -> None:
+    from kfkit.cli.main import main
+
+    kubeconfig = tmp_path / "kubeconfig"
+    cluster = {"server": f"https://127.0.0.1:{free_port()}"}
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "gone", "cluster": cluster}],
+                "users": [{"name": "me", "user": {"token": "not-a-secret"}}],
+                "contexts": [{"name": "gone", "context": {"cluster": "gone", "user": "me"}}],
+                "current-context": "gone",
+            }
+        )
+    )
+    reports = tmp_path / "reports"
+    code = main(
+        ["verify", "--target", "kubernetes", "--suite-dir", str(REPO), "--report-dir",
+         str(reports), "-u", f"kubeconfig={kubeconfig}"]
+    )  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("--target kubernetes: ")
+    assert "cannot reach the Kubernetes API server" in err[0]
+    assert not reports.exists()  # no scenario ran, nothing was written

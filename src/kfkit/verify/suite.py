@@ -125,6 +125,22 @@ def _any_scenario(feature_paths: Sequence[Path], expression: str | None) -> bool
     return any(feature.scenarios for feature in core.features)
 
 
+def preflight(target: str, user_data: dict[str, str]) -> None:
+    """On a cluster, one request before any scenario: without a reachable API server
+    every scenario would fail alike, so that is one error instead (exit status 2)."""
+    if target != "kubernetes":
+        return
+    from kfkit.backends.kubernetes.connection import connect
+    from kfkit.backends.kubernetes.preflight import Preflight
+    from kfkit.backends.kubernetes.resources import PYTORCHJOBS
+
+    try:
+        connection = connect(user_data.get("kubeconfig") or None, user_data.get("context") or None)
+        Preflight(connection).served(PYTORCHJOBS)  # reachable and allowed to discover
+    except KfkitError as error:
+        raise KfkitError(f"--target kubernetes: {error.message}") from None
+
+
 @dataclass
 class Verification:
     """What ``kfkit verify`` did: the reports and radish's own exit status."""
@@ -160,6 +176,7 @@ def verify(
     missing = [str(path) for path in feature_paths if not path.exists()]
     if missing:
         raise KfkitError(f"{', '.join(missing)}: no such feature file or directory")
+    preflight(target, user_data or {})
     reports_path = Path(report_dir).resolve()
     work_dir = reports_path / "work"
     work_dir.mkdir(parents=True, exist_ok=True)
