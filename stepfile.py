@@ -11,10 +11,12 @@ The target comes from radish user data (``-u target=local|kubernetes``);
 
 from __future__ import annotations
 
-from radish import after, given, then, when, world
+from radish import after, before, given, then, when, world
 
 from kfkit import verify
-from kfkit.verify import platform
+from kfkit.verify import interrupt, platform
+
+interrupt.install()  # Ctrl-C stops the running step and skips the rest; the report is written
 
 
 def settings() -> verify.Settings:
@@ -235,6 +237,11 @@ def then_build_succeeded(step):
 
 
 # --- hooks ----------------------------------------------------------------------------------
+
+
+@before.each_step
+def skip_after_interrupt(step):
+    interrupt.skip_if_interrupted(step)
 
 
 @after.each_scenario

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
+import psutil
+import pytest
 import yaml
 
 from kfkit.verify.jobs import JobPlan, unshared
@@ -72,3 +78,37 @@ def test_verify_on_kubernetes_without_a_cluster_is_one_preflight_error(
     assert len(err) == 1 and err[0].startswith("--target kubernetes: ")
     assert "cannot reach the Kubernetes API server" in err[0]
     assert not reports.exists()  # no scenario ran, nothing was written
+
+
+@pytest.mark.integration
+def test_ctrl_c_stops_the_running_job_and_still_writes_the_report(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    feature = REPO / "tests" / "verify" / "interrupt" / "interrupted.feature"
+    command = [sys.executable, "-m", "kfkit.cli.main", "verify", str(feature)]
+    command += ["--suite-dir", str(REPO), "--report-dir", str(reports)]
+    cli = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    jobs = reports / "work" / "kfkit-home" / "jobs" / "default"
+    deadline = time.monotonic() + 120
+    log = None
+    while time.monotonic() < deadline and log is None:
+        time.sleep(0.2)
+        log = next(jobs.glob("sleeper-*/logs/master-0.log"), None) if jobs.is_dir() else None
+        if log is not None and "sleeping" not in log.read_text():
+            log = None
+    assert log is not None, "the job never started"
+    job_dir = log.parent.parent
+    supervisor = int((job_dir / "supervisor.pid").read_text())
+    cli.send_signal(signal.SIGINT)
+    _out, err = cli.communicate(timeout=180)
+    assert cli.returncode == 130, err
+    assert "verification interrupted" in err and "Traceback" not in err
+    assert not psutil.pid_exists(supervisor) or (
+        psutil.Process(supervisor).status() == psutil.STATUS_ZOMBIE
+    )
+    features = json.loads((reports / "cucumber.json").read_text())
+    first, second = features[0]["elements"]
+    statuses = [step["result"]["status"] for step in first["steps"]]
+    assert statuses == ["passed", "failed", "skipped"]
+    assert "interrupted by the user" in first["steps"][1]["result"]["error_message"]
+    assert {step["result"]["status"] for step in second["steps"]} == {"skipped"}
+    assert (reports / "report.html").is_file()

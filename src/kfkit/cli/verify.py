@@ -77,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"HTML report:  {reports.html}")
     print(f"cucumber JSON: {reports.cucumber_json}")
     print(f"JUnit XML:    {reports.junit_xml}")
+    if result.interrupted:
+        print("verification interrupted: the report holds what ran until then", file=sys.stderr)
+        return 130
     if not result.ok:
         print("verification FAILED", file=sys.stderr)
         return 1
