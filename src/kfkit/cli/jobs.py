@@ -105,8 +105,16 @@ def _select(backend: Backend, args: argparse.Namespace, wanted: list[Target]) ->
 # --- run, validate ---------------------------------------------------------------------
 
 
+def print_warnings(jobs: list[Job]) -> None:
+    """Admission warnings, one line each on stderr, as kubectl prints API warnings."""
+    for job in jobs:
+        for warning in job.warnings:
+            output.note(f"Warning: {job.source}: {warning}")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     jobs = load_jobs(args.filename)  # everything validated before anything starts
+    print_warnings(jobs)
     backend = _backend(args)
     if args.namespace:
         for job in jobs:
@@ -143,7 +151,9 @@ def _stop(backend: Backend, job: Job) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    for job in load_jobs(args.filename, skip_other_kinds=True):
+    jobs = load_jobs(args.filename, skip_other_kinds=True)
+    print_warnings(jobs)
+    for job in jobs:
         output.result(f"{job.source}: {job.describe()} is valid ({job.total_replicas} replicas)")
     return 0
 
