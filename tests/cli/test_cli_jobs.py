@@ -199,3 +199,16 @@ def test_usage_version_and_completion(kfkit, tmp_path, kfkit_argv) -> None:
     }
     subprocess.run(kfkit_argv, env=env, capture_output=True, timeout=60, check=True)
     assert answer.read_text().split() == ["get"]
+
+
+def test_get_watch_prints_a_row_whenever_the_job_changes(
+    kfkit, manifest, free_port, script_job
+) -> None:
+    path = manifest(script_job("watched", "import time; time.sleep(8)", free_port()))
+    assert kfkit("run", "-f", str(path), "--detach").returncode == 0
+    assert kfkit("wait", "--for=condition=Running", "job/watched").returncode == 0
+    watch = kfkit("get", "job", "watched", "-w", "--timeout", "20s")
+    assert watch.returncode == 0
+    states = [line.split()[2] for line in watch.stdout.splitlines() if line.startswith("watched")]
+    assert states[-1] == "Succeeded" and len(states) >= 2, watch.stdout
+    assert watch.stdout.count("NAME ") == 1  # as kubectl: the header once, a row per change

@@ -161,7 +161,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 # --- get, describe -----------------------------------------------------------------------
 
 
-def _print_records(records: list[JobRecord], args: argparse.Namespace, single: bool) -> None:
+def _print_records(
+    records: list[JobRecord], args: argparse.Namespace, single: bool, header: bool = True
+) -> None:
     if args.output in ("json", "yaml"):
         output.print_objects(records, args.output, single)
         return
@@ -174,7 +176,7 @@ def _print_records(records: list[JobRecord], args: argparse.Namespace, single: b
         columns += ["REPLICA TYPES", "MESSAGE"]
     if args.all_namespaces:
         columns.insert(0, "NAMESPACE")
-    output.table(columns, [_row(record, args) for record in records])
+    output.table(columns, [_row(record, args) for record in records], header=header)
 
 
 def _row(record: JobRecord, args: argparse.Namespace) -> list[Any]:
@@ -216,6 +218,7 @@ def _watch(
 ) -> int:
     """``get -w``: print a job again whenever its row changes, until Ctrl-C or --timeout."""
     last = {(r.job.namespace, r.job.name): _watch_key(r) for r in shown}
+    printed_header = bool(shown)
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     while deadline is None or time.monotonic() < deadline:
         time.sleep(args.interval)
@@ -231,7 +234,9 @@ def _watch(
                 for record in changed:
                     output.print_objects([record], args.output, single=True)
             else:
-                _print_records(changed, args, single=False)
+                # As kubectl: the header once, then a row per change.
+                _print_records(changed, args, single=False, header=not printed_header)
+                printed_header = True
     return 0
 
 

@@ -90,6 +90,7 @@ def table(
     rows: Iterable[Sequence[str | Text]],
     title: str | Text | None = None,
     boxed: bool = False,
+    header: bool = True,
 ) -> None:
     """Print rows under ``columns`` on stdout: a rich table on a terminal, plain columns
     (three spaces apart, like kubectl) anywhere else."""
@@ -102,6 +103,7 @@ def table(
         pad_edge=False,
         padding=(0, 1) if terminal else (0, 3, 0, 0),
         show_edge=boxed and terminal,
+        show_header=header,
     )
     for column in columns:
         grid.add_column(column, no_wrap=not terminal, overflow="fold")
