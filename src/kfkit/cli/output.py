@@ -100,7 +100,7 @@ def table(
         title=title if terminal else None,
         title_justify="left",
         box=box.HEAVY_HEAD if boxed and terminal else None,
-        pad_edge=False,
+        pad_edge=boxed and terminal,
         padding=(0, 1) if terminal else (0, 3, 0, 0),
         show_edge=boxed and terminal,
         show_header=header,
