@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes.client.exceptions import ApiException
 
 from kfkit.backends.base import JobRecord
 from kfkit.backends.kubernetes.connection import ConflictError
@@ -386,8 +387,20 @@ def test_the_cli_verbs_run_against_the_cluster(
     flags = ["--backend", "kubernetes", "--kubeconfig", str(cluster.server.kubeconfig)]
     flags += ["-n", namespace]
     operator = cluster.operator
+
+    def created() -> None:
+        """The operator acts once the CLI has created the job (however slow it starts)."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                operator.job("PyTorchJob", namespace, "cli")
+                return
+            except ApiException:
+                time.sleep(0.1)
+
     operator.later(
-        1.0,
+        0.0,
+        (created,),
         (operator.set_condition, "PyTorchJob", namespace, "cli", "Running"),
         (operator.set_condition, "PyTorchJob", namespace, "cli", "Succeeded"),
     )
