@@ -118,6 +118,12 @@ def test_a_finished_job_is_not_replaced_silently(
         f"{path}: metadata.name: PyTorchJob default/again already exists (Succeeded); "
         "`kfkit delete job again` first, or run with --replace\n"
     )
+    # With a new job beside it, neither starts: nothing is half-applied.
+    other = script_job("beside", "print('ran')", free_port())
+    both = manifest(other, job, name="both.yaml")
+    refused = kfkit("run", "-f", str(both))
+    assert refused.returncode == 2 and "already exists (Succeeded)" in refused.stderr
+    assert not (kfkit_home / "jobs" / "default" / "beside").exists()
     assert kfkit("run", "-f", str(path), "--replace").returncode == 0
     deleted = kfkit("delete", "-f", str(path))
     assert deleted.stdout == "pytorchjob.kubeflow.org/again deleted\n"

@@ -19,7 +19,7 @@ from typing import Any
 from kfkit.backends import BACKENDS, Backend, JobRecord, get_backend
 from kfkit.cli import output, progress
 from kfkit.cli.args import Target, duration, targets
-from kfkit.errors import KfkitError, NotFoundError
+from kfkit.errors import KfkitError, NotFoundError, ValidationError
 from kfkit.jobs.load import load_jobs
 from kfkit.jobs.model import Job
 
@@ -122,6 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     preflight = getattr(backend, "preflight", None)
     if preflight is not None:
         preflight(jobs)  # a cluster checks CRDs, namespaces and RBAC before anything is created
+    _refuse_existing(backend, jobs, args.replace)
     submitted: list[JobRecord] = []
     try:
         for job in jobs:
@@ -140,6 +141,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         for record in submitted:
             _stop(backend, record.job)
         return 130
+
+
+def _refuse_existing(backend: Backend, jobs: list[Job], replace: bool) -> None:
+    """Every name a submit would refuse, before any job starts (nothing half-applied)."""
+    problems = []
+    for job in jobs:
+        try:
+            existing = backend.get(job.name, job.namespace, job.kind)
+        except NotFoundError:
+            continue
+        if replace and existing.status.finished:
+            continue
+        how = "`kfkit delete job " + job.name + "` first"
+        if existing.status.finished:
+            how += ", or run with --replace"
+        problems.append(
+            f"{job.source}: metadata.name: {job.describe()} already exists "
+            f"({existing.status.phase}); {how}"
+        )
+    if problems:
+        raise ValidationError(problems)
 
 
 def _stop(backend: Backend, job: Job) -> None:
