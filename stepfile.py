@@ -16,8 +16,6 @@ from radish import after, before, given, then, when, world
 from kfkit import verify
 from kfkit.verify import interrupt, platform
 
-interrupt.install()  # Ctrl-C stops the running step and skips the rest; the report is written
-
 
 def settings() -> verify.Settings:
     return verify.Settings.from_user_data(getattr(world.config, "user_data", None))
@@ -237,6 +235,12 @@ def then_build_succeeded(step):
 
 
 # --- hooks ----------------------------------------------------------------------------------
+
+
+@before.all
+def handle_ctrl_c(features, marker):
+    """Ctrl-C stops the running step and skips the rest, so radish still writes its report."""
+    interrupt.install()
 
 
 @before.each_step
