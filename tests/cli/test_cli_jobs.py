@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 
 import pytest
@@ -208,13 +209,29 @@ def test_usage_version_and_completion(kfkit, tmp_path, kfkit_argv) -> None:
 
 
 def test_get_watch_prints_a_row_whenever_the_job_changes(
-    kfkit, manifest, free_port, script_job
+    kfkit, manifest, free_port, script_job, kfkit_argv, tmp_path
 ) -> None:
-    path = manifest(script_job("watched", "import time; time.sleep(8)", free_port()))
+    release = tmp_path / "release"  # the job ends once the watch has shown it running
+    code = f"import os, time\nwhile not os.path.exists({str(release)!r}): time.sleep(0.1)"
+    path = manifest(script_job("watched", code, free_port()))
     assert kfkit("run", "-f", str(path), "--detach").returncode == 0
     assert kfkit("wait", "--for=condition=Running", "job/watched").returncode == 0
-    watch = kfkit("get", "job", "watched", "-w", "--timeout", "20s")
-    assert watch.returncode == 0
-    states = [line.split()[2] for line in watch.stdout.splitlines() if line.startswith("watched")]
-    assert states[-1] == "Succeeded" and len(states) >= 2, watch.stdout
-    assert watch.stdout.count("NAME ") == 1  # as kubectl: the header once, a row per change
+    watch = subprocess.Popen(
+        [*kfkit_argv, "get", "job", "watched", "-w", "--timeout", "120s"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert watch.stdout is not None
+    header, first = watch.stdout.readline(), watch.stdout.readline()
+    assert header.split()[:3] == ["NAME", "KIND", "STATE"] and first.split()[2] == "Running"
+    release.touch()
+    states = []
+    while "Succeeded" not in states:
+        line = watch.stdout.readline()
+        assert line, "the watch ended before the job succeeded"
+        states.append(line.split()[2])
+    watch.send_signal(signal.SIGINT)  # as a user ends `kubectl get -w`
+    _, err = watch.communicate(timeout=60)
+    assert watch.returncode == 130 and "Traceback" not in err
+    assert "STATE" not in states  # the header only once
