@@ -223,15 +223,16 @@ def cmd_get(args: argparse.Namespace) -> int:
     wanted = targets(args.resource, need_name=False)
     single = len(wanted) == 1 and wanted[0].name is not None
     records = _select(backend, args, wanted)
-    if not records and args.output not in ("json", "yaml"):
+    if args.watch and args.output in ("json", "yaml"):
+        for record in records:  # a watch prints objects one by one, never a List
+            output.print_objects([record], args.output, single=True)
+    elif records or args.output in ("json", "yaml"):
+        _print_records(records, args, single)  # json/yaml: an empty List is still a List
+    else:
         where = "any namespace" if args.all_namespaces else f"{_namespace(args)} namespace"
         output.note(f"No resources found in {where}.")
-    elif not args.watch or args.output not in ("json", "yaml"):
-        _print_records(records, args, single)
     if args.watch:
         return _watch(backend, args, wanted, records)
-    if not records and args.output in ("json", "yaml"):
-        _print_records(records, args, single)
     return 0
 
 
@@ -421,11 +422,11 @@ def _condition(text: str) -> str:
     kind, _, value = text.partition("=")
     if kind != "condition" or not value:
         raise argparse.ArgumentTypeError(
-            f"--for: expected condition=NAME (e.g. condition=Succeeded), got {text!r}"
+            f"expected condition=NAME (e.g. condition=Succeeded), got {text!r}"
         )
     condition, _, status = value.partition("=")
     if status and status.lower() != "true":
-        raise argparse.ArgumentTypeError("--for: only condition=NAME (status True) is supported")
+        raise argparse.ArgumentTypeError("only condition=NAME (status True) is supported")
     return condition
 
 
