@@ -93,7 +93,7 @@ def _job_problems(document: Document) -> tuple[Job | None, list[str]]:
         return None, [str(error) for error in admission.errors]
     manifest = apply_defaults(body)
     warnings = admission.warnings + advisories(manifest)
-    return Job(manifest=manifest, source=document.source, warnings=warnings), []
+    return Job(manifest=manifest, source=document.source, warnings=warnings, submitted=body), []
 
 
 def load_manifest(body: Any, source: str = "<manifest>") -> Job:
