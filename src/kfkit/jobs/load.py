@@ -7,6 +7,7 @@ typo in the third document stops the first one from starting.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import yaml
 from kfkit.errors import ValidationError
 from kfkit.jobs.defaults import apply_defaults
 from kfkit.jobs.model import API_VERSION, KINDS, Job
+from kfkit.jobs.names import drop_nulls, job_problems
 from kfkit.jobs.schema import check_job
 from kfkit.jobs.webhook import admission_problems
 
@@ -39,9 +41,20 @@ def manifest_files(paths: Iterable[str | Path]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix in MANIFEST_SUFFIXES)
+            found: list[Path] = []
+            # os.walk does not follow links to directories, so a link loop cannot hang it.
+            for directory, _, names in os.walk(path):
+                found += [Path(directory, n) for n in names if Path(n).suffix in MANIFEST_SUFFIXES]
+            for file in sorted(found):
+                if file.is_file():
+                    files.append(file)
+                elif file.exists() or file.is_symlink():
+                    # A FIFO or a device would block or never end: refuse it, never read it.
+                    problems.append(f"{file}: not a regular file")
         elif path.is_file() or str(path) == "-":
             files.append(path)
+        elif path.exists():
+            problems.append(f"{path}: not a regular file")
         else:
             problems.append(f"{path}: no such file or directory")
     if problems:
@@ -82,7 +95,14 @@ def _job_problems(document: Document) -> tuple[Job | None, list[str]]:
         return None, [f"kind: {kind!r} is not a training job (expected one of {', '.join(KINDS)})"]
     if body.get("apiVersion") != API_VERSION:
         return None, [f"apiVersion: must be {API_VERSION}, got {body.get('apiVersion')!r}"]
+    problems: list[str] = []
+    body = drop_nulls(body, problems)
+    if problems:
+        return None, problems
     problems = check_job(body, f"{kind}Spec")
+    if problems:
+        return None, problems
+    problems = job_problems(body, KINDS[kind].replica_specs_key)
     if problems:
         return None, problems
     manifest = apply_defaults(body)
