@@ -124,11 +124,25 @@ def _where(document: Document) -> str:
     return document.source if document.index == 0 else f"{document.source}[{document.index}]"
 
 
-def load_jobs(paths: Iterable[str | Path], skip_other_kinds: bool = False) -> list[Job]:
+def _in_namespace(body: Any, namespace: str | None) -> Any:
+    """The document moved to ``namespace`` (``kfkit run -n``), before it is checked."""
+    if namespace is None or not isinstance(body, dict):
+        return body
+    metadata = body.get("metadata")
+    return {
+        **body,
+        "metadata": {**(metadata if isinstance(metadata, dict) else {}), "namespace": namespace},
+    }
+
+
+def load_jobs(
+    paths: Iterable[str | Path], skip_other_kinds: bool = False, namespace: str | None = None
+) -> list[Job]:
     """Load every job in ``paths``; raise ``ValidationError`` listing all problems.
 
     With ``skip_other_kinds`` documents that are not PyTorchJob/TFJob (a PVC
-    next to the job, say) are ignored instead of reported.
+    next to the job, say) are ignored instead of reported. ``namespace``
+    replaces every job's namespace and is checked like one written in the file.
     """
     jobs: list[Job] = []
     problems: list[str] = []
@@ -142,6 +156,7 @@ def load_jobs(paths: Iterable[str | Path], skip_other_kinds: bool = False) -> li
         for document in documents:
             if skip_other_kinds and not is_job_document(document.body):
                 continue
+            document.body = _in_namespace(document.body, namespace)
             job, job_problems = _job_problems(document)
             problems += [f"{_where(document)}: {problem}" for problem in job_problems]
             if job is None:

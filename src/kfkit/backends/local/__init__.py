@@ -24,10 +24,10 @@ import psutil
 
 from kfkit.backends.base import CREATED, FAILED, JobRecord, JobStatus, now_rfc3339
 from kfkit.backends.local.config import LocalConfig, load_config
-from kfkit.backends.local.launch import plan_job
+from kfkit.backends.local.launch import ReplicaLaunch, plan_job
 from kfkit.backends.local.state import JobDir, all_job_dirs, read_json
 from kfkit.backends.local.supervisor import add_event, set_condition
-from kfkit.errors import KfkitError, NotFoundError
+from kfkit.errors import KfkitError, NotFoundError, ValidationError
 from kfkit.jobs.model import Job
 
 POLL_SECONDS = 0.2
@@ -92,7 +92,12 @@ class LocalBackend:
 
     # --- the Backend verbs -------------------------------------------------------------
 
-    def submit(self, job: Job) -> JobRecord:
+    def _admit(self, job: Job) -> tuple[dict[str, ReplicaLaunch], list[str]]:
+        """Everything that decides whether ``job`` can run here; nothing is written.
+
+        ``kfkit validate``, ``preflight`` and ``submit`` all come here, so whatever
+        would stop a job from starting is reported before any job starts.
+        """
         job_dir = self._dir(job.name, job.namespace)
         if job_dir.exists():
             previous = self._record(job_dir)
@@ -101,8 +106,24 @@ class LocalBackend:
                     f"{job.source}: metadata.name: {job.describe()} is already running; "
                     f"`kfkit delete job {job.name}` first"
                 )
-            shutil.rmtree(job_dir.path)
-        launches, notes = plan_job(job, self.config, job_dir, self.workdir)
+        return plan_job(job, self.config, job_dir, self.workdir)
+
+    def preflight(self, jobs: builtins.list[Job]) -> None:
+        """Admit every job or none: raise one ``KfkitError`` listing every problem."""
+        problems: builtins.list[str] = []
+        for job in jobs:
+            try:
+                self._admit(job)
+            except KfkitError as error:
+                problems += error.lines()
+        if problems:
+            raise ValidationError(problems)
+
+    def submit(self, job: Job) -> JobRecord:
+        job_dir = self._dir(job.name, job.namespace)
+        launches, notes = self._admit(job)
+        if job_dir.exists():
+            shutil.rmtree(job_dir.path)  # a finished run of the same job, replaced
         job_dir.path.mkdir(parents=True, exist_ok=True)
         job_dir.logs.mkdir(exist_ok=True)
         job_dir.write_manifest(job.manifest)
