@@ -82,7 +82,7 @@ def read_documents(path: Path) -> Iterator[Document]:
 
 
 def is_job_document(body: Any) -> bool:
-    return isinstance(body, dict) and body.get("kind") in KINDS
+    return isinstance(body, dict) and isinstance(body.get("kind"), str) and body["kind"] in KINDS
 
 
 def _job_problems(document: Document) -> tuple[Job | None, list[str]]:
@@ -91,7 +91,7 @@ def _job_problems(document: Document) -> tuple[Job | None, list[str]]:
     if not isinstance(body, dict):
         return None, ["document is not a mapping"]
     kind = body.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         return None, [f"kind: {kind!r} is not a training job (expected one of {', '.join(KINDS)})"]
     if body.get("apiVersion") != API_VERSION:
         return None, [f"apiVersion: must be {API_VERSION}, got {body.get('apiVersion')!r}"]

@@ -49,7 +49,7 @@ PROTOCOLS = ("TCP", "UDP", "SCTP")
 
 def dns1123_label(value: str) -> str | None:
     if len(value) > LABEL_MAX:
-        return f"must be no more than {LABEL_MAX} characters"
+        return f"must be a DNS-1123 label of at most {LABEL_MAX} characters"
     if not _DNS1123_LABEL.match(value):
         return (
             "must be a DNS-1123 label (lowercase letters, digits and '-', "
@@ -60,7 +60,7 @@ def dns1123_label(value: str) -> str | None:
 
 def dns1123_subdomain(value: str) -> str | None:
     if len(value) > SUBDOMAIN_MAX:
-        return f"must be no more than {SUBDOMAIN_MAX} characters"
+        return f"must be a DNS-1123 subdomain of at most {SUBDOMAIN_MAX} characters"
     if not _DNS1123_SUBDOMAIN.match(value):
         return (
             "must be a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', "
@@ -185,6 +185,44 @@ def _key_selector(problems: list[str], path: str, ref: Any) -> None:
         _check(problems, f"{path}.key", ref["key"], config_map_key)
 
 
+# What a resourceFieldRef may name, and the divisors the API server allows for each.
+_MEMORY_DIVISORS = (
+    "1",
+    "1k",
+    "1M",
+    "1G",
+    "1T",
+    "1P",
+    "1E",
+    "1Ki",
+    "1Mi",
+    "1Gi",
+    "1Ti",
+    "1Pi",
+    "1Ei",
+)
+RESOURCE_DIVISORS = {
+    "cpu": ("1m", "1"),
+    "memory": _MEMORY_DIVISORS,
+    "ephemeral-storage": _MEMORY_DIVISORS,
+}
+
+
+def _resource_ref_problems(ref: dict[str, Any], path: str) -> list[str]:
+    resource = ref.get("resource")
+    section, _, name = str(resource).partition(".")
+    if section not in ("limits", "requests") or name not in RESOURCE_DIVISORS:
+        allowed = ", ".join(f"{s}.{n}" for s in ("limits", "requests") for n in RESOURCE_DIVISORS)
+        return [f"{path}.resource: {resource!r} must be one of {allowed}"]
+    divisor = ref.get("divisor")
+    if divisor is not None and str(divisor) not in RESOURCE_DIVISORS[name]:
+        return [
+            f"{path}.divisor: {divisor!r} must be one of {', '.join(RESOURCE_DIVISORS[name])} "
+            f"for {name}"
+        ]
+    return []
+
+
 def _env_problems(container: dict[str, Any], path: str) -> list[str]:
     problems: list[str] = []
     for index, item in enumerate(container.get("env") or []):
@@ -206,11 +244,7 @@ def _env_problems(container: dict[str, Any], path: str) -> list[str]:
             _required(problems, f"{where}.valueFrom.fieldRef.fieldPath", field_ref.get("fieldPath"))
         resource_ref = value_from.get("resourceFieldRef")
         if isinstance(resource_ref, dict):
-            _required(
-                problems,
-                f"{where}.valueFrom.resourceFieldRef.resource",
-                resource_ref.get("resource"),
-            )
+            problems += _resource_ref_problems(resource_ref, f"{where}.valueFrom.resourceFieldRef")
     for index, source in enumerate(container.get("envFrom") or []):
         where = f"{path}.envFrom[{index}]"
         if not isinstance(source, dict):

@@ -38,6 +38,7 @@ THREAD_VARIABLES = (
 REDACTED = "<redacted>"
 # Larger than any process can use; a limit beyond it means "no limit" nowhere.
 MAX_MEMORY_BYTES = 2**63 - 1
+MAX_CPUS = 2**20
 _VAR_REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
@@ -427,18 +428,23 @@ def plan_replica(
     for name, value in operator_env(job, replica, network, container["name"]):
         env[name] = value
     limits = (container.get("resources") or {}).get("limits") or {}
-    if "cpu" in limits:
+    if "cpu" in limits and parse_quantity(limits["cpu"]) > MAX_CPUS:
+        resolver.problems.append(
+            f"{path}.resources.limits.cpu: {limits['cpu']!r} is more CPUs than any machine has"
+        )
+    elif "cpu" in limits:
         threads = str(cpu_threads(limits["cpu"]))
         for name in THREAD_VARIABLES:
             if not any(item.get("name") == name for item in container.get("env") or []):
                 env[name] = threads
-    memory_limit = int(parse_quantity(limits["memory"])) if "memory" in limits else None
-
-    if memory_limit is not None and memory_limit > MAX_MEMORY_BYTES:
+    memory_limit: int | None = None
+    if "memory" in limits and parse_quantity(limits["memory"]) > MAX_MEMORY_BYTES:
         resolver.problems.append(
             f"{path}.resources.limits.memory: {limits['memory']!r} is larger than any "
             "process can use"
         )
+    elif "memory" in limits:
+        memory_limit = int(parse_quantity(limits["memory"]))
 
     resolver.resolve_mounts()
     parts = [*(container.get("command") or []), *(container.get("args") or [])]
