@@ -210,6 +210,21 @@ def test_the_rules_are_the_api_servers() -> None:
             },
             "hostPath /: is not a file (type File)",
         ),
+        ({"command": ["python", "-c", "pass\x00"]}, "command/args[2]: contains a NUL byte"),
+        ({"env": [{"name": "A", "value": "a\x00b"}]}, "env[A]: contains a NUL byte"),
+        (
+            {
+                "env": [
+                    {
+                        "name": "C",
+                        "valueFrom": {
+                            "resourceFieldRef": {"resource": "limits.cpu", "divisor": "0"}
+                        },
+                    }
+                ]
+            },
+            "resourceFieldRef.divisor: '0' must be one of 1m, 1 for cpu",
+        ),
         (
             {"resources": {"limits": {"memory": "1e400"}}},
             "resources.limits.memory: '1e400' is larger than any process can use",

@@ -451,6 +451,16 @@ def plan_replica(
     argv = [expand(part, env) for part in parts]
     shown = {**env, **resolver.display}
     display_argv = [expand(part, shown) for part in parts]
+    # No process can be given a NUL byte; name where it is, never the value.
+    nul = [f"{path}.command/args[{i}]" for i, part in enumerate(argv) if "\0" in part]
+    nul += [f"{path}.env[{name}]" for name, value in env.items() if "\0" in value]
+    if "\0" in str(container.get("workingDir") or ""):
+        nul.append(f"{path}.workingDir")
+    if nul:
+        resolver.problems += [
+            f"{where}: contains a NUL byte, which no process can be given" for where in nul
+        ]
+        return None, resolver.problems
     if not argv:
         resolver.problems.append(
             f"{path}.command: required locally (the local backend cannot run the image's "
