@@ -337,3 +337,28 @@ def test_a_secret_with_a_nul_byte_is_refused_without_quoting_it(
     output = refused("-f", str(write(doc)))
     assert "contains a NUL byte" in output
     assert SECRET_VALUE not in output
+
+
+def test_names_a_poddefault_adds_are_checked_too(refused, write, tmp_path: Path) -> None:
+    poddefaults = tmp_path / "poddefaults"
+    poddefaults.mkdir()
+    (poddefaults / "escape.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kubeflow.org/v1alpha1",
+                "kind": "PodDefault",
+                "metadata": {"name": "escape", "namespace": "default"},
+                "spec": {
+                    "selector": {"matchLabels": {"escape": "true"}},
+                    "desc": "mounts a secret that is not one",
+                    "volumes": [{"name": "v", "secret": {"secretName": "../../etc"}}],
+                    "volumeMounts": [{"name": "v", "mountPath": "/etc/x"}],
+                },
+            }
+        )
+    )
+    doc = job()
+    template = doc["spec"]["pytorchReplicaSpecs"]["Master"]["template"]
+    template["metadata"] = {"labels": {"escape": "true"}}
+    output = refused("--poddefaults", str(poddefaults), "-f", str(write(doc)))
+    assert "(with PodDefaults).spec.volumes[0].secret.secretName: '../../etc'" in output

@@ -417,6 +417,12 @@ def plan_replica(
 ) -> tuple[ReplicaLaunch | None, list[str]]:
     """Work out how to run ``replica``; return the plan or the problems that prevent it."""
     template = pod_template(job, replica, config)
+    # The job's own names were checked when it was loaded; PodDefaults add theirs here.
+    merged_problems = names.pod_problems(
+        template, f"spec.{job.info.replica_specs_key}.{replica.type}.template (with PodDefaults)"
+    )
+    if merged_problems:
+        return None, merged_problems
     containers = template["spec"]["containers"]
     index = next(i for i, c in enumerate(containers) if c.get("name") == job.info.container_name)
     container = containers[index]
