@@ -69,6 +69,16 @@ HOSTILE: list[Any] = [
     "*",
     "Directory",
     "File",
+    # Values that are valid in some places, so mutated jobs also reach planning.
+    "valid-name",
+    "a.b",
+    "1Gi",
+    "500m",
+    "/tmp",
+    1,
+    2,
+    "Never",
+    "OnFailure",
 ]
 # Fields whose value becomes a path or a name on a cluster: '/' and '..' are refused there.
 NAME_FIELDS = {"name", "namespace", "claimName", "secretName", "key", "subPath"}
