@@ -92,14 +92,33 @@ def _children(node: Any) -> list[Any]:
     return []
 
 
+NAMES = ["valid-name", "a.b", "a-1", "UPPER", "..", "a/b", "-a", "x" * 64, "é", "a_b"]
+
+
+def _name_fields(node: Any) -> list[tuple[Any, Any]]:
+    """Every (parent, key) whose value is a string in a name field."""
+    found: list[tuple[Any, Any]] = []
+    for key in _children(node):
+        child = node[key]
+        if key in NAME_FIELDS and isinstance(child, str):
+            found.append((node, key))
+        found += _name_fields(child)
+    return found
+
+
 def mutate_once(choose: Callable[[list[Any]], Any], document: Any) -> None:
     """Walk down to a random node and replace, delete or add something there.
 
     ``choose(options)`` picks one option: hypothesis draws in the test, a plain
     random generator in a longer campaign.
     """
-    parent: Any = None
-    key: Any = None
+    names = _name_fields(document)
+    if names and choose([True, False]):  # half the time: a name, valid or not
+        parent, key = choose(names)
+        parent[key] = choose(NAMES)
+        return
+    parent = None
+    key = None
     node = document
     while _children(node) and (parent is None or choose([True, False])):
         parent, key = node, choose(_children(node))
