@@ -155,6 +155,22 @@ def test_namespace_flag_is_checked_like_the_manifests(refused, write, kfkit_home
             {"volumes": [{"name": "v", "emptyDir": {}}]},
         ),
         ("env[0].name", {"env": [{"name": "A=B", "value": "1"}]}, {}),
+        (
+            "resources.requests.memory: must be less than or equal to the memory limit",
+            {"resources": {"limits": {"memory": "1Gi"}, "requests": {"memory": "2Gi"}}},
+            {},
+        ),
+        (
+            "resources.limits.cpu: must not be negative",
+            {"resources": {"limits": {"cpu": "-1"}}},
+            {},
+        ),
+        ("imagePullPolicy: must be one of", {"imagePullPolicy": "Sometimes"}, {}),
+        (
+            "terminationGracePeriodSeconds: must not be negative",
+            {},
+            {"terminationGracePeriodSeconds": -1},
+        ),
     ],
 )
 def test_names_that_would_become_paths_are_refused(

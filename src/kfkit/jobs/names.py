@@ -13,13 +13,18 @@ label and subdomain, qualified names, label values, config-map keys, the
 relaxed environment variable name of Kubernetes 1.32+) and of the pod
 validation in ``k8s.io/kubernetes/pkg/apis/core/validation`` (unique volume and
 container names, mounts of declared volumes, descending sub-paths). Types and
-unknown fields are left to :mod:`kfkit.jobs.schema`.
+unknown fields are left to :mod:`kfkit.jobs.schema`. The few container values
+the API server bounds and the local backend then uses (quantities not negative,
+requests within limits, a known pull policy, a grace period not negative) are
+checked in the same walk.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
+
+from kfkit.jobs.quantity import parse_quantity
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(
@@ -306,6 +311,34 @@ def _port_problems(container: dict[str, Any], path: str) -> list[str]:
     return problems
 
 
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+
+
+def _value_problems(container: dict[str, Any], path: str) -> list[str]:
+    """The few container values the API server bounds that the local backend uses."""
+    problems: list[str] = []
+    policy = container.get("imagePullPolicy")
+    if policy is not None and policy not in PULL_POLICIES:
+        problems.append(f"{path}.imagePullPolicy: must be one of {', '.join(PULL_POLICIES)}")
+    resources = container.get("resources")
+    if not isinstance(resources, dict):
+        return problems
+    amounts: dict[str, dict[str, float]] = {}
+    for section in ("limits", "requests"):
+        for name, value in (resources.get(section) or {}).items():
+            amount = parse_quantity(value)  # kfkit.jobs.schema has checked the syntax
+            if amount < 0:
+                problems.append(f"{path}.resources.{section}.{name}: must not be negative")
+            amounts.setdefault(section, {})[name] = amount
+    for name, request in amounts.get("requests", {}).items():
+        limit = amounts.get("limits", {}).get(name)
+        if limit is not None and request > limit:
+            problems.append(
+                f"{path}.resources.requests.{name}: must be less than or equal to the {name} limit"
+            )
+    return problems
+
+
 def _items_problems(problems: list[str], path: str, items: Any) -> None:
     for index, item in enumerate(items or []):
         if not isinstance(item, dict):
@@ -371,9 +404,13 @@ def pod_problems(template: Any, path: str) -> list[str]:
             problems += _env_problems(container, where)
             problems += _mount_problems(container, where, volumes)
             problems += _port_problems(container, where)
+            problems += _value_problems(container, where)
     for field in ("serviceAccountName", "priorityClassName", "schedulerName"):
         if spec.get(field):
             _check(problems, f"{path}.spec.{field}", spec[field], dns1123_subdomain)
+    grace = spec.get("terminationGracePeriodSeconds")
+    if isinstance(grace, int) and grace < 0:
+        problems.append(f"{path}.spec.terminationGracePeriodSeconds: must not be negative")
     return problems
 
 
