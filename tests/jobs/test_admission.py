@@ -378,3 +378,20 @@ def test_names_a_poddefault_adds_are_checked_too(refused, write, tmp_path: Path)
     template["metadata"] = {"labels": {"escape": "true"}}
     output = refused("--poddefaults", str(poddefaults), "-f", str(write(doc)))
     assert "(with PodDefaults).spec.volumes[0].secret.secretName: '../../etc'" in output
+
+
+def test_a_key_given_twice_is_refused(refused, tmp_path: Path) -> None:
+    path = tmp_path / "twice.yaml"
+    path.write_text(yaml.safe_dump(job()) + "kind: TFJob\n")
+    assert "invalid YAML: duplicate key 'kind'" in refused("-f", str(path))
+
+
+def test_replica_counts_are_bounded(refused, write) -> None:
+    doc = job()
+    doc["spec"]["pytorchReplicaSpecs"]["Worker"] = copy.deepcopy(
+        doc["spec"]["pytorchReplicaSpecs"]["Master"]
+    )
+    doc["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] = 2**31
+    assert "Worker.replicas: 2147483648 is out of range" in refused("-f", str(write(doc)))
+    doc["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] = 100_000  # a cluster takes it
+    assert "the local backend runs at most 128 processes" in refused("-f", str(write(doc)))

@@ -62,6 +62,26 @@ def manifest_files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping.
+
+    PyYAML keeps the last value silently; kubectl's strict field validation
+    refuses the object, and a duplicated key is nearly always a mistake.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[tuple[str, str]] = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                key = (key_node.tag, key_node.value)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def read_documents(path: Path) -> Iterator[Document]:
     """Yield the non-empty YAML documents of one file (``-`` reads stdin)."""
     import sys
@@ -71,7 +91,7 @@ def read_documents(path: Path) -> Iterator[Document]:
     except (OSError, UnicodeDecodeError) as error:
         raise ValidationError([f"{path}: cannot read: {error}"]) from None
     try:
-        for index, body in enumerate(yaml.safe_load_all(text)):
+        for index, body in enumerate(yaml.load_all(text, Loader=_StrictLoader)):
             if body is not None:
                 yield Document(str(path), index, body)
     except yaml.YAMLError as error:

@@ -31,6 +31,8 @@ from kfkit.errors import KfkitError, NotFoundError, ValidationError
 from kfkit.jobs.model import Job
 
 POLL_SECONDS = 0.2
+# One machine: more processes than this is a typo (replicas: 1000), not a job to run.
+MAX_REPLICAS = 128
 
 
 class LocalBackend:
@@ -98,6 +100,11 @@ class LocalBackend:
         ``kfkit validate``, ``preflight`` and ``submit`` all come here, so whatever
         would stop a job from starting is reported before any job starts.
         """
+        if job.total_replicas > MAX_REPLICAS:
+            raise KfkitError(
+                f"{job.source}: {job.describe()} has {job.total_replicas} replicas; the local "
+                f"backend runs at most {MAX_REPLICAS} processes per job"
+            )
         job_dir = self._dir(job.name, job.namespace)
         if job_dir.exists():
             previous = self._record(job_dir)
