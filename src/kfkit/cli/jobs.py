@@ -14,6 +14,7 @@ from rich.text import Text
 
 from kfkit.backends import BACKENDS, Backend, JobRecord, get_backend
 from kfkit.jobs.load import load_jobs
+from kfkit.jobs.model import Job
 
 PHASE_STYLES = {
     "Succeeded": "green",
@@ -79,9 +80,17 @@ def replica_table(record: JobRecord) -> Table:
 # --- run -----------------------------------------------------------------------------
 
 
+def print_warnings(jobs: list[Job]) -> None:
+    """Admission warnings, one line each on stderr, as kubectl prints API warnings."""
+    for job in jobs:
+        for warning in job.warnings:
+            err_console.print(f"Warning: {job.source}: {warning}", markup=False, highlight=False)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     # Every document of every file is admitted before anything starts: all or nothing.
     jobs = load_jobs(args.filename, namespace=args.namespace)
+    print_warnings(jobs)
     backend = _backend(args)
     preflight = getattr(backend, "preflight", None)
     if preflight is not None:
@@ -156,6 +165,7 @@ def _follow(backend: Backend, records: list[JobRecord], timeout: float) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     jobs = load_jobs(args.filename, skip_other_kinds=True, namespace=args.namespace)
+    print_warnings(jobs)
     if args.backend == "local":
         # The very checks `kfkit run` makes before it starts anything, without starting.
         # (Another backend's preflight would need its cluster: validate works offline.)

@@ -1,4 +1,8 @@
-"""Read job manifests from files and directories: load -> check -> default -> admit.
+"""Read job manifests from files and directories: load -> check -> admit -> default.
+
+The order is the cluster's: the CRD schema (with the API server's pruning of
+nulls), the API server's rules for names and paths, then the operator's
+validating webhook on the manifest *as submitted*, then the controller's defaults.
 
 Every document of every file is checked before any job is returned, and all
 problems are reported together, each prefixed with the file it came from, so a
@@ -16,11 +20,11 @@ from typing import Any
 import yaml
 
 from kfkit.errors import ValidationError
+from kfkit.jobs import names
 from kfkit.jobs.defaults import apply_defaults
 from kfkit.jobs.model import API_VERSION, KINDS, Job
-from kfkit.jobs.names import drop_nulls, job_problems
 from kfkit.jobs.schema import check_job
-from kfkit.jobs.webhook import admission_problems
+from kfkit.jobs.webhook import advisories, validate
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -106,7 +110,7 @@ def is_job_document(body: Any) -> bool:
 
 
 def _job_problems(document: Document) -> tuple[Job | None, list[str]]:
-    """Check, default and admit one document; return the job or its problems."""
+    """Check, admit and default one document; return the job or its problems."""
     body = document.body
     if not isinstance(body, dict):
         return None, ["document is not a mapping"]
@@ -116,24 +120,25 @@ def _job_problems(document: Document) -> tuple[Job | None, list[str]]:
     if body.get("apiVersion") != API_VERSION:
         return None, [f"apiVersion: must be {API_VERSION}, got {body.get('apiVersion')!r}"]
     problems: list[str] = []
-    body = drop_nulls(body, problems)
+    body = names.drop_nulls(body, problems)
     if problems:
         return None, problems
     problems = check_job(body, f"{kind}Spec")
     if problems:
         return None, problems
-    problems = job_problems(body, KINDS[kind].replica_specs_key)
+    problems = names.job_problems(body, KINDS[kind].replica_specs_key)
     if problems:
         return None, problems
+    admission = validate(body)
+    if not admission.allowed:
+        return None, [str(error) for error in admission.errors]
     manifest = apply_defaults(body)
-    problems = admission_problems(manifest)
-    if problems:
-        return None, problems
-    return Job(manifest=manifest, source=document.source), []
+    warnings = admission.warnings + advisories(manifest)
+    return Job(manifest=manifest, source=document.source, warnings=warnings), []
 
 
 def load_manifest(body: Any, source: str = "<manifest>") -> Job:
-    """Check, default and admit one manifest dict (from code rather than a file)."""
+    """Check, admit and default one manifest dict (from code rather than a file)."""
     job, problems = _job_problems(Document(source, 0, body))
     if job is None:
         raise ValidationError(f"{source}: {problem}" for problem in problems)

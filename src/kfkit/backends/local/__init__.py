@@ -24,7 +24,7 @@ import psutil
 
 from kfkit.backends.base import CREATED, FAILED, JobRecord, JobStatus, now_rfc3339
 from kfkit.backends.local.config import LocalConfig, load_config
-from kfkit.backends.local.launch import ReplicaLaunch, plan_job
+from kfkit.backends.local.launch import ReplicaLaunch, plan_job, release_ports
 from kfkit.backends.local.state import JobDir, all_job_dirs, read_json
 from kfkit.backends.local.supervisor import add_event, set_condition
 from kfkit.errors import KfkitError, NotFoundError, ValidationError
@@ -123,6 +123,9 @@ class LocalBackend:
                 self._admit(job)
             except KfkitError as error:
                 problems += error.lines()
+            else:
+                # Only admitted here; submit reserves the ports again for the job it starts.
+                release_ports(self._dir(job.name, job.namespace), self.config.home)
         if problems:
             raise ValidationError(problems)
 
