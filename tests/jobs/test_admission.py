@@ -395,3 +395,30 @@ def test_replica_counts_are_bounded(refused, write) -> None:
     assert "Worker.replicas: 2147483648 is out of range" in refused("-f", str(write(doc)))
     doc["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] = 100_000  # a cluster takes it
     assert "the local backend runs at most 128 processes" in refused("-f", str(write(doc)))
+
+
+@pytest.mark.integration
+def test_a_secret_program_that_cannot_start_is_redacted_in_logs_and_events(
+    kfkit_home: Path, write, tmp_path: Path, capsys
+) -> None:
+    from kfkit.backends.local import LocalBackend
+
+    program = tmp_path / SECRET_VALUE  # exists, so planning accepts it, but is not executable
+    program.write_text("not a program\n")
+    _secret(kfkit_home, "creds", "token", str(program).encode())
+    doc = job(
+        "leaky",
+        command=["$(TOKEN)"],
+        env=[{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}}],
+    )
+    doc["spec"]["pytorchReplicaSpecs"]["Master"]["restartPolicy"] = "Never"
+    status, output = kfkit(capsys, "run", "--detach", "-f", str(write(doc)))
+    assert status == 0, output
+    backend = LocalBackend()
+    record = backend.wait("leaky", timeout=60)
+    assert record.status.phase == "Failed"
+    status, described = kfkit(capsys, "describe", "job", "leaky")
+    logs = "\n".join(line for _, line in backend.logs("leaky"))
+    assert "<redacted>" in logs and "<redacted>" in described
+    assert SECRET_VALUE not in logs + described + output
+    backend.delete("leaky")
