@@ -151,6 +151,10 @@ def _path_like_names(value: Any, field: str = "") -> list[str]:
     found: list[str] = []
     if isinstance(value, dict):
         for key, item in value.items():
+            if field == "env" and key == "name":
+                continue  # an env var name may be any printable ASCII but '=' (1.32+)
+            if key == "key" and field not in ("secretKeyRef", "configMapKeyRef", "items"):
+                continue  # toleration and selector keys are qualified names, with a '/'
             found += _path_like_names(item, str(key))
     elif isinstance(value, list):
         for item in value:
