@@ -251,6 +251,17 @@ def test_validate_reports_what_run_refuses(refused, write, fields: dict, expecte
     assert expected in refused("-f", str(write(job(**fields))))
 
 
+def test_exa_quantities_are_quantities(kfkit_home, write, capsys) -> None:
+    from kfkit.jobs.quantity import parse_quantity
+
+    assert parse_quantity("1Ei") == 2.0**60 and parse_quantity("2E") == 2e18
+    assert parse_quantity("1e3") == 1000.0 and parse_quantity("1E3") == 1000.0
+    status, output = kfkit(
+        capsys, "validate", "-f", str(write(job(resources={"limits": {"memory": "1Ei"}})))
+    )
+    assert status == 0, output
+
+
 def test_explicit_nulls_mean_not_set(kfkit_home, write, capsys) -> None:
     doc = job(ports=None, env=None)
     doc["spec"]["runPolicy"] = None

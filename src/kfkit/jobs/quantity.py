@@ -24,7 +24,7 @@ def parse_quantity(value: str | int | float) -> float:
         raise KfkitError(f"{value!r} is not a valid quantity")
     number, suffix = float(match.group(1)), match.group(2) or ""
     try:
-        if suffix[:1] in ("e", "E"):
+        if suffix not in _SUFFIXES:  # an exponent, e3 or E3 ("E" and "Ei" are suffixes)
             return number * 10.0 ** int(suffix[1:])
         return number * _SUFFIXES[suffix]
     except OverflowError:  # 1e400: larger than any float, so larger than any machine
