@@ -191,21 +191,8 @@ def _key_selector(problems: list[str], path: str, ref: Any) -> None:
 
 
 # What a resourceFieldRef may name, and the divisors the API server allows for each.
-_MEMORY_DIVISORS = (
-    "1",
-    "1k",
-    "1M",
-    "1G",
-    "1T",
-    "1P",
-    "1E",
-    "1Ki",
-    "1Mi",
-    "1Gi",
-    "1Ti",
-    "1Pi",
-    "1Ei",
-)
+_MEMORY_SUFFIXES = ("", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei")
+_MEMORY_DIVISORS = tuple(f"1{suffix}" for suffix in _MEMORY_SUFFIXES)
 RESOURCE_DIVISORS = {
     "cpu": ("1m", "1"),
     "memory": _MEMORY_DIVISORS,
