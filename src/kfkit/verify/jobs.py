@@ -220,6 +220,9 @@ def submit_job(settings: Settings, plan: JobPlan) -> Path:
     manifest_file = job_dir / "job.yaml"
     manifest_file.write_text(yaml.safe_dump(plan.manifest, sort_keys=False), encoding="utf-8")
     job = load_jobs([manifest_file])[0]
+    from kfkit.verify.datasets import share_dataset
+
+    share_dataset(settings, plan)
     settings.backend().submit(job)
     plan.manifest_file = manifest_file
     return manifest_file
