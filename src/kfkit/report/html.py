@@ -12,8 +12,9 @@ Everything is inline (CSS, SVG plots, a little script), so the file can be
 mailed, attached to a CI run or shown as a Kubeflow Pipelines artifact, and
 works offline. Links to logs and the other report files are relative, so they
 work where the report directory was copied whole. The script filters
-scenarios by status, tag and text, expands or collapses them all, and writes
-the rendered counts into the page title (browser tests read them back).
+scenarios by status, tag and text (also from the link: ``#status=failed``,
+``#tag=@fast``), expands or collapses them all, and writes the rendered
+counts into the page title (browser tests read them back).
 """
 
 from __future__ import annotations
@@ -147,14 +148,22 @@ SCRIPT = """
   if (expand) { expand.addEventListener("click", function () { openAll(true); }); }
   var collapse = document.getElementById("collapse-all");
   if (collapse) { collapse.addEventListener("click", function () { openAll(false); }); }
-  // Following a link to a scenario opens it.
-  function openTarget() {
-    var target = location.hash && document.getElementById(location.hash.slice(1));
-    if (target && target.tagName === "DETAILS") { target.open = true; }
+  // A link to a scenario (#s-...) opens it; #status=failed or #tag=@fast sets the filter,
+  // so a filtered view can be shared as a link.
+  function fromHash() {
+    var hash = decodeURIComponent(location.hash.slice(1));
+    if (hash.indexOf("status=") === 0) { state.status = hash.slice(7); }
+    else if (hash.indexOf("tag=") === 0) {
+      state.tag = hash.slice(4);
+      if (tag) { tag.value = state.tag; }
+    } else {
+      var target = hash && document.getElementById(hash);
+      if (target && target.tagName === "DETAILS") { target.open = true; }
+    }
+    apply();
   }
-  window.addEventListener("hashchange", openTarget);
-  openTarget();
-  apply();
+  window.addEventListener("hashchange", fromHash);
+  fromHash();
 })();
 """
 

@@ -163,7 +163,9 @@ def curves_svg(
     ends = epoch_ends(metrics, x) if x != "epoch" else []
     placed = _event_positions(events or []) if x == "samples" else []
     with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": title, "font.size": 9}):
-        figure, axes = plt.subplots(1, len(found), figsize=(5.2 * len(found), 3.4), squeeze=False)
+        figure, axes = plt.subplots(
+            1, len(found), figsize=(5.2 * len(found), 3.4), squeeze=False, sharex=True
+        )
         for ax, panel in zip(axes[0], found, strict=True):
             for colour, series in zip(SERIES_COLOURS, panel.series, strict=False):
                 marker = "o" if len(series.xs) < 30 else None
@@ -181,13 +183,14 @@ def curves_svg(
                 ax.axvline(at, color=colour, ls=style, lw=1.2, label=event.label)
             ax.set_title("test accuracy" if panel.quantity == "accuracy" else "loss")
             ax.set_xlabel(X_LABELS[x])
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
             if x == "samples":
                 ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
             if len(ends) > 1:
                 top = ax.secondary_xaxis("top")
                 top.set_xticks([at for _, at in ends], labels=[str(e) for e, _ in ends])
                 top.set_xlabel("end of epoch", fontsize=8)
+            ax.set_xlim(left=0)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, loc="best")
         figure.suptitle(title, fontsize=10)
