@@ -58,7 +58,7 @@ def format_value(value: float | None) -> str:
     """0.9872 for fractions, 41.2 for seconds, 12 for counts; ``none`` when nothing was measured."""
     if value is None or not math.isfinite(value):
         return "none"
-    if float(value).is_integer() and abs(value) >= 1:
+    if float(value).is_integer():
         return str(int(value))
     if abs(value) < 1:
         return f"{value:.4f}"

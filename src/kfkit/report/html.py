@@ -331,6 +331,8 @@ def _step_extras(step: dict[str, Any]) -> str:
             continue
         parts.append(f'<div class="output">{escape(text)}</div>')
     error = step["result"].get("error_message")
+    if error and any(str(error).startswith(m.text()) for m in measured):
+        error = None  # the measurement above already says it, in red
     if error:
         kind = f"{failure['type']}: " if failure else ""
         parts.append(f'<pre class="error">{escape(kind + str(error))}</pre>')
@@ -363,8 +365,8 @@ def _job_block(record: JobRecord, scenario_failed: bool) -> str:
         for replica, path in record.logs.items()
     )
     parts = [f'<p class="job"><b>{escape(record.text())}</b> · logs: {links or "none"}</p>']
-    if scenario_failed:
-        # The failing replicas' logs first; when none is marked failed, every replica's.
+    if scenario_failed and record.phase != "Succeeded":
+        # The failing replicas' last lines; when none is marked failed, every replica's.
         replicas = record.failed_replicas or list(record.log_tails)
         for replica in replicas:
             lines = record.log_tails.get(replica) or []
