@@ -212,7 +212,7 @@ def test_passing_run_shows_measured_values_thresholds_and_overview(synthetic_rep
 
     # The fault scenario's chart marks the kill, the restart and the resume.
     fault = svg_texts(find(scenario(page, "killed worker"), "div", "plot")[0])
-    assert {"worker-0 killed", "worker-0 restarted", "resumed from step 10"} <= set(fault)
+    assert {"worker-0 killed", "restarted", "resumed from step 10"} <= set(fault)
     assert "end of epoch" in fault
 
     # Overview: features and tags, no failed list, the run's metadata and the other files.

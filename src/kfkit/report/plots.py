@@ -23,12 +23,16 @@ from typing import Any
 
 from kfkit.report.evidence import Event, Measurement
 
-# Colours that stay apart for colour-blind readers (Okabe-Ito).
-SERIES_COLOURS = ("#0072b2", "#e69f00", "#009e73", "#cc79a7")
+# Colours that stay apart for colour-blind readers (Okabe-Ito), one per quantity in every chart.
+SERIES_COLOURS = {
+    "training loss": "#0072b2",
+    "test loss (cross-entropy)": "#e69f00",
+    "test accuracy": "#009e73",
+}
 EVENT_STYLES = {
     "kill": ("#d55e00", "-"),
     "restart": ("#7f7f7f", ":"),
-    "resume": ("#009e73", "--"),
+    "resume": ("#56b4e9", "-."),
 }
 
 
@@ -140,6 +144,15 @@ def _event_positions(events: list[Event]) -> list[tuple[Event, float]]:
     return placed
 
 
+def event_label(event: Event) -> str:
+    """A short legend entry: ``worker-0 killed``, ``restarted``, ``resumed from step 10``."""
+    if event.kind == "kill":
+        return f"{event.label.split()[0]} killed" if event.label else "killed"
+    if event.kind == "resume":
+        return f"resumed from step {event.step}" if event.step is not None else "resumed"
+    return "restarted"
+
+
 X_LABELS = {"samples": "training samples seen (all replicas)", "step": "step", "epoch": "epoch"}
 
 
@@ -167,7 +180,8 @@ def curves_svg(
             1, len(found), figsize=(5.2 * len(found), 3.4), squeeze=False, sharex=True
         )
         for ax, panel in zip(axes[0], found, strict=True):
-            for colour, series in zip(SERIES_COLOURS, panel.series, strict=False):
+            for series in panel.series:
+                colour = SERIES_COLOURS.get(series.label, "#cc79a7")
                 marker = "o" if len(series.xs) < 30 else None
                 ax.plot(series.xs, series.ys, color=colour, marker=marker, ms=3, label=series.label)
             for measurement in panel.thresholds:
@@ -180,7 +194,7 @@ def curves_svg(
                 )
             for event, at in placed:
                 colour, style = EVENT_STYLES[event.kind]
-                ax.axvline(at, color=colour, ls=style, lw=1.2, label=event.label)
+                ax.axvline(at, color=colour, ls=style, lw=1.2, label=event_label(event))
             ax.set_title("test accuracy" if panel.quantity == "accuracy" else "loss")
             ax.set_xlabel(X_LABELS[x])
             ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
@@ -192,9 +206,23 @@ def curves_svg(
                 top.set_xlabel("end of epoch", fontsize=8)
             ax.set_xlim(left=0)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7, loc="best")
+        # One legend under the panels: it never hides a curve, and says each thing once.
+        legend: dict[str, Any] = {}
+        for ax in axes[0]:
+            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                legend.setdefault(label, handle)
+        rows = math.ceil(len(legend) / 3)
+        figure.set_size_inches(5.2 * len(found), 3.0 + 0.22 * rows)
+        figure.legend(
+            list(legend.values()),
+            list(legend),
+            loc="lower center",
+            ncol=3,
+            fontsize=8,
+            frameon=False,
+        )
         figure.suptitle(title, fontsize=10)
-        figure.tight_layout()
+        figure.tight_layout(rect=(0, 0.07 * rows + 0.02, 1, 1))
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg")
         plt.close(figure)
