@@ -54,10 +54,12 @@ class Embeds(Protocol):
     def embed(self, data: str, mime_type: str = ..., encode_data_to_base64: bool = ...) -> None: ...
 
 
-def format_value(value: float | None) -> str:
-    """0.9872 for fractions, 41.2 s or 2.277, 12 for counts; ``none`` when nothing was measured."""
+def format_value(value: float | None, unit: str = "") -> str:
+    """0.9872 for fractions, 2.277, 12 for counts, 41.2 for seconds; ``none`` when not measured."""
     if value is None or not math.isfinite(value):
         return "none"
+    if unit == "s":
+        return f"{value:.1f}"
     if float(value).is_integer():
         return str(int(value))
     if abs(value) < 1:
@@ -91,7 +93,7 @@ class Measurement:
         return COMPARISONS[self.comparison](self.value, self.threshold)
 
     def _quantity(self, value: float | None) -> str:
-        return format_value(value) + (f" {self.unit}" if self.unit else "")
+        return format_value(value, self.unit) + (f" {self.unit}" if self.unit else "")
 
     def text(self) -> str:
         """``test accuracy 0.9872 >= 0.9662``, or ``..., required >= 0.9662`` when it failed."""

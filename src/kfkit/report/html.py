@@ -222,9 +222,9 @@ def _results_table(features: list[Feature]) -> str:
             f"<td>{escape(m.job or '')}</td>"
             f'<td class="num">{m.world_size if m.world_size is not None else ""}</td>'
             f"<td>{escape(m.metric)}</td>"
-            f'<td class="num value">{escape(format_value(m.value) + unit)}</td>'
+            f'<td class="num value">{escape(format_value(m.value, m.unit) + unit)}</td>'
             f'<td class="num threshold">{escape(m.comparison)} '
-            f"{escape(format_value(m.threshold) + unit)}</td>"
+            f"{escape(format_value(m.threshold, m.unit) + unit)}</td>"
             f'<td class="num">{escape(paper)}</td><td>{_badge(status)}</td></tr>'
         )
     if not rows:
