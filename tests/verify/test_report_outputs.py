@@ -30,7 +30,7 @@ def test_write_reports_junit_counts_and_failure(demo_run, tmp_path):
         out.text or ""
     )
     properties = [(p.get("name"), p.get("value")) for p in cases[0].iter("property")]
-    assert properties == [("result", "result 7 == 7")]
+    assert properties == [("result", "7"), ("result threshold", "== 7")]
 
 
 def test_summary_json_and_cucumber_json(demo_run, tmp_path):

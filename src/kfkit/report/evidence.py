@@ -58,7 +58,7 @@ def format_value(value: float | None, unit: str = "") -> str:
     """0.9872 for fractions, 2.277, 12 for counts, 41.2 for seconds; ``none`` when not measured."""
     if value is None or not math.isfinite(value):
         return "none"
-    if unit == "s":
+    if unit == "s" and not float(value).is_integer():
         return f"{value:.1f}"
     if float(value).is_integer():
         return str(int(value))

@@ -5,9 +5,11 @@ ran; writing it from the (merged) cucumber JSON gives the pipeline and
 ``kfkit verify`` one JUnit file with the same counts as the HTML report.
 
 Each testcase carries what a CI page can show without the HTML report: the
-measured values as ``properties`` (as pytest's ``record_property`` writes
-them), the step log with every step's output in ``system-out``, and for a
-failure the exception type and message, the traceback in its text.
+measured values and their thresholds as ``properties`` (as pytest's
+``record_property`` writes them: ``<job>: test accuracy`` = ``0.9872``,
+``<job>: test accuracy threshold`` = ``>= 0.9662``), the step log with every
+step's output in ``system-out``, and for a failure the exception type and
+message, the traceback in its text.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from kfkit.report.cucumber import (
     scenario_error,
     scenario_status,
 )
-from kfkit.report.evidence import step_failure, step_measurements, step_texts
+from kfkit.report.evidence import format_value, step_failure, step_measurements, step_texts
 
 
 def _seconds(nanoseconds: int) -> str:
@@ -66,8 +68,11 @@ def _properties(case: ET.Element, scenario: dict[str, Any]) -> None:
         return
     properties = ET.SubElement(case, "properties")
     for m in measured:
-        prefix = f"{m.job}." if m.job else ""
-        ET.SubElement(properties, "property", name=f"{prefix}{m.metric}", value=m.text())
+        name = f"{m.job}: {m.metric}" if m.job else m.metric
+        unit = f" {m.unit}" if m.unit else ""
+        ET.SubElement(properties, "property", name=name, value=format_value(m.value, m.unit) + unit)
+        threshold = f"{m.comparison} {format_value(m.threshold, m.unit)}{unit}"
+        ET.SubElement(properties, "property", name=f"{name} threshold", value=threshold)
 
 
 def junit_tree(features: list[Feature]) -> ET.ElementTree:
