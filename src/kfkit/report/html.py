@@ -211,7 +211,8 @@ def _seconds(nanoseconds: int) -> str:
 
 def _results_table(features: list[Feature]) -> str:
     rows = []
-    for row in results(features):
+    # What the paper also measured first (accuracy, cross-entropy), then the other checks.
+    for row in sorted(results(features), key=lambda r: r.measurement.paper_value is None):
         m = row.measurement
         status = PASSED if m.passed else FAILED
         unit = f" {m.unit}" if m.unit else ""
