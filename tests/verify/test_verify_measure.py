@@ -7,13 +7,13 @@ the job run is made from a real manifest planned through ``kfkit.verify``.
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from kfkit import verify
 from kfkit.backends.base import JobStatus
+from kfkit.data import mnist
 from kfkit.report import evidence
 from kfkit.verify import datasets, measure
 
@@ -116,16 +116,30 @@ def test_samples_at_a_training_line():
     assert measure._samples_at("nothing here") is None
 
 
-def test_data_volume_is_a_link_to_the_cache(settings):
+def test_data_volume_holds_links_to_the_cache_while_jobs_run(settings, tmp_path):
+    cache = tmp_path / "cache" / "mnist"  # KFKIT_CACHE of the fixture
+    cache.mkdir(parents=True)
+    for name in mnist.FILES:
+        (cache / name).write_bytes(name.encode())
     plan = verify.plan_job(settings, "manifests/pytorchjob-mnist-gloo.yaml", trainer=True)
     assert datasets.data_claims(plan) == {"mnist-data"}
-    assert datasets.share_dataset(settings, plan) == ["mnist-data"]
+
+    linked = datasets.share_dataset(settings, plan)
     volume = settings.backend().config.volumes_root() / "default" / "mnist-data"
-    assert (
-        volume.is_symlink()
-        and volume.resolve() == (Path(settings.work_dir).parents[1] / "cache" / "mnist").resolve()
-    )
-    # A second job of the run finds the link in place; a non-trainer job is left alone.
+    assert sorted(linked) == sorted(volume / name for name in mnist.FILES)
+    assert volume.is_dir() and not volume.is_symlink()  # a directory under KFKIT_HOME
+    assert all((volume / n).stat().st_ino == (cache / n).stat().st_ino for n in mnist.FILES)
+    # A second job of the run finds them in place; a job that is no trainer is left alone.
     assert datasets.share_dataset(settings, plan) == []
-    plain = verify.plan_job(settings, "manifests/pytorchjob-mnist-gloo.yaml")
-    assert datasets.share_dataset(settings, plain) == []
+    assert (
+        datasets.share_dataset(
+            settings, verify.plan_job(settings, "manifests/pytorchjob-mnist-gloo.yaml")
+        )
+        == []
+    )
+
+    # Once the jobs are deleted the report directory keeps no data; the cache keeps its files.
+    (volume / "other-file").write_text("kept")
+    assert sorted(datasets.unshare_dataset(settings, plan)) == sorted(linked)
+    assert sorted(p.name for p in volume.iterdir()) == ["other-file"]
+    assert all((cache / name).is_file() for name in mnist.FILES)

@@ -1,21 +1,27 @@
-"""Local verification jobs read MNIST from the shared cache instead of a copy per report.
+"""Local verification jobs read MNIST from the shared cache; report directories keep no copy.
 
 On the local target every run has its own ``$KFKIT_HOME`` under the report
 directory, so a job's data volume (a PersistentVolumeClaim, which the local
 backend keeps under ``volumes/<namespace>/<claim>``) starts empty and the
-trainer would copy the 53 MB of MNIST into it: once per report. Before such
-a job starts, its data volume is made a link to the verified cache
-(``$KFKIT_CACHE/mnist``); the trainer finds the files there, verifies them
-and copies nothing. A volume that already exists is left as it is.
+trainer would copy the 53 MB of MNIST into it: once per report. Instead,
+before such a job starts, the four files of the verified cache
+(``$KFKIT_CACHE/mnist``) are hard-linked into its data volume: the trainer
+finds them there, checks their MD5 and copies nothing, and no disk is used.
+Hard links rather than a symlink, because the volume must stay a directory
+under ``$KFKIT_HOME`` that a replica running as its ``runAsUser`` can read.
+When the scenario's jobs are deleted the links are removed again, so the
+report directory keeps no data. Where the cache and the report lie on
+different file systems nothing is linked and the trainer copies, as before.
 """
 
 from __future__ import annotations
 
 import contextlib
-from pathlib import PurePosixPath
+import os
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from kfkit.data.mnist import cache_dir
+from kfkit.data import mnist
 from kfkit.verify.jobs import JobPlan, Settings
 
 DATA_DIR_FLAG = "--data-dir"
@@ -56,20 +62,45 @@ def data_claims(plan: JobPlan) -> set[str]:
     return claims
 
 
-def share_dataset(settings: Settings, plan: JobPlan) -> list[str]:
-    """On the local target, link the job's data volumes to the MNIST cache; return the claims."""
+def _volumes(settings: Settings, plan: JobPlan) -> list[Path]:
     if settings.target != "local" or not plan.trainer:
         return []
     root = settings.backend().config.volumes_root() / plan.namespace
-    cache = cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
-    linked = []
-    for claim in sorted(data_claims(plan)):
-        volume = root / claim
-        if volume.exists() or volume.is_symlink():
-            continue
-        root.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):  # another job of the run made it first
-            volume.symlink_to(cache, target_is_directory=True)
-        linked.append(claim)
+    return [root / claim for claim in sorted(data_claims(plan))]
+
+
+def share_dataset(settings: Settings, plan: JobPlan) -> list[Path]:
+    """Hard-link the cached MNIST files into the job's data volumes; return the links made."""
+    volumes = _volumes(settings, plan)
+    if not volumes:
+        return []
+    cache = mnist.prepare()  # fills the cache first when this machine has none yet
+    linked: list[Path] = []
+    for volume in volumes:
+        volume.mkdir(parents=True, exist_ok=True)
+        for name in mnist.FILES:
+            source, link = cache / name, volume / name
+            if mnist.find(volume, name) is not None:
+                continue  # already there (an earlier job of the run, or the trainer's copy)
+            try:
+                os.link(source, link)
+            except FileExistsError:
+                continue
+            except OSError:  # another file system, or links not allowed: the trainer copies
+                return linked
+            linked.append(link)
     return linked
+
+
+def unshare_dataset(settings: Settings, plan: JobPlan) -> list[Path]:
+    """Remove the links :func:`share_dataset` made (files that are the cache's), once jobs ended."""
+    cache = mnist.cache_dir()
+    removed: list[Path] = []
+    for volume in _volumes(settings, plan):
+        for name in mnist.FILES:
+            link = volume / name
+            with contextlib.suppress(OSError):
+                if link.is_file() and os.path.samefile(link, cache / name):
+                    link.unlink()
+                    removed.append(link)
+    return removed

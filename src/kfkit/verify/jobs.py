@@ -258,11 +258,13 @@ def finish_job(settings: Settings, plan: JobPlan, timeout: float) -> JobRun:
 def cleanup_job(settings: Settings, plan: JobPlan) -> None:
     """Delete a job this run submitted (stopping any replica still running)."""
     from kfkit.errors import NotFoundError
+    from kfkit.verify.datasets import unshare_dataset
 
     if plan.manifest_file is None:
         return
     with contextlib.suppress(NotFoundError):
         settings.backend().delete(plan.name, plan.namespace)
+    unshare_dataset(settings, plan)
 
 
 def run_job(settings: Settings, plan: JobPlan, timeout: float) -> JobRun:
