@@ -113,15 +113,15 @@ def print_warnings(jobs: list[Job]) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    jobs = load_jobs(args.filename)  # everything validated before anything starts
+    # Every document of every file is admitted before anything starts: all or nothing.
+    jobs = load_jobs(args.filename, namespace=args.namespace)
     print_warnings(jobs)
     backend = _backend(args)
-    if args.namespace:
-        for job in jobs:
-            job.manifest["metadata"]["namespace"] = args.namespace
     preflight = getattr(backend, "preflight", None)
     if preflight is not None:
-        preflight(jobs)  # a cluster checks CRDs, namespaces and RBAC before anything is created
+        # A cluster checks CRDs, namespaces and RBAC; the local backend plans every
+        # replica (secrets, programs, directories) before anything is created.
+        preflight(jobs)
     _refuse_existing(backend, jobs, args.replace)
     submitted: list[JobRecord] = []
     try:
@@ -173,8 +173,14 @@ def _stop(backend: Backend, job: Job) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    jobs = load_jobs(args.filename, skip_other_kinds=True)
+    jobs = load_jobs(args.filename, skip_other_kinds=True, namespace=args.namespace)
     print_warnings(jobs)
+    if args.backend == "local":
+        # The very checks `kfkit run` makes before it starts anything, without starting.
+        # (Another backend's preflight would need its cluster: validate works offline.)
+        from kfkit.backends.local import LocalBackend
+
+        LocalBackend(poddefaults=args.poddefaults).preflight(jobs)
     for job in jobs:
         output.result(f"{job.source}: {job.describe()} is valid ({job.total_replicas} replicas)")
     return 0
@@ -370,7 +376,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
     if args.filename:
         if args.resource or args.all:
             raise KfkitError("delete: give either -f FILE, or names, or --all")
-        wanted = [Target(j.kind, j.name) for j in load_jobs(args.filename, skip_other_kinds=True)]
+        documents = load_jobs(args.filename, skip_other_kinds=True, namespace=args.namespace)
+        wanted = [Target(j.kind, j.name) for j in documents]
     elif args.all:
         if any("/" in word for word in args.resource) or len(args.resource) > 1:
             raise KfkitError("delete --all: name only a resource type (e.g. `jobs`)")
@@ -524,8 +531,15 @@ def register(subparsers: Any) -> None:
     )
     run.set_defaults(func=cmd_run)
 
-    validate = subparsers.add_parser("validate", help="check manifests without running them")
+    validate = subparsers.add_parser(
+        "validate",
+        parents=[common],
+        help="check manifests without running them (the local backend: all that run checks)",
+    )
     validate.add_argument("-f", "--filename", action="append", required=True)
+    validate.add_argument(
+        "--poddefaults", metavar="DIR", help="local backend: apply the PodDefaults in DIR"
+    )
     validate.set_defaults(func=cmd_validate)
 
     get = subparsers.add_parser("get", parents=[common], help="list jobs, or show some")

@@ -24,7 +24,15 @@ from typing import Any, TextIO
 from rich.text import Text
 
 from kfkit.errors import KfkitError
-from kfkit.report import CUCUMBER_JSON, HTML_REPORT, JUNIT_XML, Summary, load, summarize
+from kfkit.report import (
+    CUCUMBER_JSON,
+    HTML_REPORT,
+    JUNIT_XML,
+    RESULTS_JSON,
+    Summary,
+    load,
+    summarize,
+)
 
 PIPELINE_FILE = Path("pipelines") / "verify_pipeline.py"
 COMPILED_NAME = PIPELINE_FILE.with_suffix(".yaml")
@@ -34,6 +42,7 @@ MERGED_OUTPUTS = {
     "html_report": HTML_REPORT,
     "junit_xml": JUNIT_XML,
     "cucumber_json": CUCUMBER_JSON,
+    "results_json": RESULTS_JSON,
     "summary": "summary.md",
 }
 
