@@ -32,10 +32,12 @@ KIND_NAMES = _kind_names()
 
 @dataclass(frozen=True)
 class Target:
-    """A kind (``None``: any job kind) and, optionally, one name."""
+    """A kind (``None``: any job kind) and, optionally, one name (and its namespace,
+    when a manifest names it)."""
 
     kind: str | None
     name: str | None = None
+    namespace: str | None = None
 
 
 def kind_of(word: str) -> str | None:

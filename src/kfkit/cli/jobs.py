@@ -98,7 +98,8 @@ def _select(backend: Backend, args: argparse.Namespace, wanted: list[Target]) ->
                 if target.kind is None or r.job.kind == target.kind
             ]
         else:
-            found.append(backend.get(target.name, _namespace(args), target.kind))
+            namespace_of = target.namespace or _namespace(args)
+            found.append(backend.get(target.name, namespace_of, target.kind))
     return found
 
 
@@ -377,7 +378,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
         if args.resource or args.all:
             raise KfkitError("delete: give either -f FILE, or names, or --all")
         documents = load_jobs(args.filename, skip_other_kinds=True, namespace=args.namespace)
-        wanted = [Target(j.kind, j.name) for j in documents]
+        wanted = [Target(j.kind, j.name, j.namespace) for j in documents]
     elif args.all:
         if any("/" in word for word in args.resource) or len(args.resource) > 1:
             raise KfkitError("delete --all: name only a resource type (e.g. `jobs`)")
