@@ -41,36 +41,18 @@ def test_container_scenarios_pass(
     ]
     assert result.ok, "\n".join([*result.reports.summary.lines(), *failures])
     assert result.reports.summary.scenarios.passed == 3
+
     # The suite names its jobs after the manifests' (with a suffix): none may be left.
-    listed = podman.podman(
-        ["pod", "ls", "--format", '{{.Name}} {{index .Labels "io.kfkit.job"}}'], check=False
-    ).stdout
-    ours = [
-        line
-        for line in listed.splitlines()
-        if "pytorch-mnist-gloo" in line or "tf-mnist-ps" in line
-    ]
-    assert ours == []
-    networks = podman.podman(["network", "ls", "--format", "{{.Name}}"]).stdout.split()
-    assert [n for n in networks if "pytorch-mnist-gloo" in n or "tf-mnist-ps" in n] == []
+    def left() -> list[str]:
+        pods = podman.podman(["pod", "ls", "--format", "{{.Name}}"], check=False).stdout
+        networks = podman.podman(["network", "ls", "--format", "{{.Name}}"]).stdout
+        names = pods.split() + networks.split()
+        return [n for n in names if "pytorch-mnist-gloo" in n or "tf-mnist-ps" in n]
 
-
-PROBE = """
-import sys, time, urllib.error, urllib.request
-def status(url):
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except OSError:
-        return None
-prefix_url, root_url = sys.argv[1], sys.argv[2]
-deadline = time.monotonic() + 180
-while status(prefix_url) != 200 and time.monotonic() < deadline:
-    time.sleep(1)
-print("prefix", status(prefix_url), "root", status(root_url))
-"""
+    deadline = time.monotonic() + 60
+    while left() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert left() == []
 
 
 def test_notebook_image_serves_jupyterlab_under_its_prefix_as_uid_1000(
