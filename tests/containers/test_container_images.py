@@ -55,6 +55,24 @@ def test_container_scenarios_pass(
     assert left() == []
 
 
+PROBE = """
+import sys, time, urllib.error, urllib.request
+def status(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return None
+prefix_url, root_url = sys.argv[1], sys.argv[2]
+deadline = time.monotonic() + 180
+while status(prefix_url) != 200 and time.monotonic() < deadline:
+    time.sleep(1)
+print("prefix", status(prefix_url), "root", status(root_url))
+"""
+
+
 def test_notebook_image_serves_jupyterlab_under_its_prefix_as_uid_1000(
     kit_image: Callable[[str], str],
 ) -> None:
