@@ -12,25 +12,35 @@ from __future__ import annotations
 import builtins
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-import psutil
-
-from kfkit.backends.base import CREATED, FAILED, JobRecord, JobStatus, now_rfc3339
+from kfkit.backends.base import CREATED, JobRecord, JobStatus, now_rfc3339
+from kfkit.backends.local import processes
 from kfkit.backends.local.config import LocalConfig, load_config
 from kfkit.backends.local.launch import plan_job
-from kfkit.backends.local.state import JobDir, all_job_dirs, read_json
-from kfkit.backends.local.supervisor import add_event, set_condition
+from kfkit.backends.local.lock import JobLock, is_held
+from kfkit.backends.local.state import (
+    CorruptStateError,
+    JobDir,
+    StateError,
+    all_job_dirs,
+    read_json,
+)
+from kfkit.backends.local.supervisor import add_event, record_failure, set_condition
 from kfkit.errors import KfkitError, NotFoundError
+from kfkit.jobs.load import load_manifest
 from kfkit.jobs.model import Job
 
 POLL_SECONDS = 0.2
+LOCK_WAIT_SECONDS = 2.0  # a reader may hold the lock for a moment; a supervisor holds it for good
+_jobs: dict[Path, tuple[tuple[int, int, int], Job]] = {}  # job.yaml already read and checked
 
 
 class LocalBackend:
@@ -48,6 +58,8 @@ class LocalBackend:
         if poddefaults is not None:
             self.config.poddefaults = Path(poddefaults)
         self.workdir = workdir or os.getcwd()
+        # One line per job that ``list`` had to leave out because its state is unreadable.
+        self.unreadable: builtins.list[str] = []
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -58,59 +70,118 @@ class LocalBackend:
         job_dir = self._dir(name, namespace)
         if not job_dir.exists():
             raise NotFoundError(f"job {namespace}/{name} not found")
-        if kind and job_dir.read_manifest().get("kind") != kind:
+        if kind and self._job(job_dir).kind != kind:
             raise NotFoundError(f"{kind} {namespace}/{name} not found")
         return job_dir
 
+    @staticmethod
+    def _job(job_dir: JobDir) -> Job:
+        """The job stored in ``job.yaml``, checked again as on submission (cached by stat)."""
+        try:
+            info = job_dir.manifest_file.stat()
+        except FileNotFoundError:
+            raise CorruptStateError(f"{job_dir.manifest_file}: is missing") from None
+        signature = (info.st_ino, info.st_size, info.st_mtime_ns)
+        cached = _jobs.get(job_dir.manifest_file)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        source = str(job_dir.manifest_file)
+        try:
+            job = load_manifest(job_dir.read_manifest(), source=source)
+        except CorruptStateError:
+            raise
+        except KfkitError as error:
+            raise CorruptStateError(f"{source}: is corrupt ({error.lines()[0]})") from None
+        _jobs[job_dir.manifest_file] = (signature, job)
+        return job
+
     def _record(self, job_dir: JobDir) -> JobRecord:
-        job = Job(manifest=job_dir.read_manifest(), source=str(job_dir.manifest_file))
+        job = self._job(job_dir)
         status = JobStatus(read_json(job_dir.status_file, {}))
-        record = JobRecord(
+        if not status.finished and not is_held(job_dir.lock_file):
+            status = self._supervisor_gone(job_dir, job) or status
+        return JobRecord(
             job=job,
             status=status,
             replicas=read_json(job_dir.replicas_file, {}),
-            events=read_json(job_dir.path / "events.json", []),
+            events=read_json(job_dir.events_file, []),
         )
-        if not status.finished and not self._supervisor_alive(job_dir):
-            # The supervisor died without finishing the job (machine reboot, kill -9).
-            status = JobStatus(read_json(job_dir.status_file, {}))  # it may just have finished
-            if not status.finished:
-                set_condition(status.raw, job.kind, FAILED, "the local supervisor is gone")
-                job_dir.write_json(job_dir.status_file, status.raw)
-                record.status = status
-        return record
+
+    def _supervisor_gone(self, job_dir: JobDir, job: Job) -> JobStatus | None:
+        """No process holds the job's lock, yet the job never finished (a reboot, say)."""
+        with JobLock(job_dir.lock_file) as lock:
+            if not lock.acquire():
+                return None  # being started or run right now
+            status = JobStatus(read_json(job_dir.status_file, {}))
+            if status.finished or not job_dir.launch_file.exists():
+                return status
+            self._kill_leftovers(job_dir)
+            message = "the local supervisor is gone (no process holds the job's lock)"
+            record_failure(job_dir, message, reason="LocalSupervisorGone")
+            return JobStatus(read_json(job_dir.status_file, {}))
 
     @staticmethod
     def _supervisor_alive(job_dir: JobDir) -> bool:
-        pid = job_dir.supervisor_pid()
-        if pid is None:
-            return False
-        try:
-            return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
-        except psutil.Error:
-            return False
+        return is_held(job_dir.lock_file)
 
     # --- the Backend verbs -------------------------------------------------------------
 
     def submit(self, job: Job) -> JobRecord:
         job_dir = self._dir(job.name, job.namespace)
-        if job_dir.exists():
-            previous = self._record(job_dir)
-            if not previous.status.finished or self._supervisor_alive(job_dir):
-                raise KfkitError(
-                    f"{job.source}: metadata.name: {job.describe()} is already running; "
-                    f"`kfkit delete job {job.name}` first"
-                )
-            shutil.rmtree(job_dir.path)
         launches, notes = plan_job(job, self.config, job_dir, self.workdir)
-        job_dir.path.mkdir(parents=True, exist_ok=True)
+        fresh = not job_dir.exists()
+        lock = JobLock(job_dir.lock_file)
+        if not lock.acquire(timeout=LOCK_WAIT_SECONDS):
+            raise KfkitError(
+                f"{job.source}: metadata.name: {job.describe()} already exists and is running; "
+                f"`kfkit delete job {job.name} -n {job.namespace}` first"
+            )
+        try:
+            uid = str(uuid.uuid4())
+            job_dir.clear(keep=(job_dir.lock_file.name,))  # a finished run of the same job
+            _jobs.pop(job_dir.manifest_file, None)
+            self._write_new_job(job, job_dir, uid, launches, notes)
+            with (job_dir.path / "supervisor.log").open("ab") as log:
+                assert lock.fd is not None
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "kfkit.backends.local.supervisor",
+                        str(job_dir.path),
+                        "--lock-fd",
+                        str(lock.fd),
+                        "--uid",
+                        uid,
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    pass_fds=(lock.fd,),
+                )
+        except BaseException:
+            # Nothing half-made is left: a new job's directory goes, an old one is cleared.
+            if fresh:
+                job_dir.remove()
+            else:
+                job_dir.clear(keep=(job_dir.lock_file.name,))
+            raise
+        finally:
+            lock.release()  # the supervisor holds it from here on
+        return self._record(job_dir)
+
+    @staticmethod
+    def _write_new_job(
+        job: Job, job_dir: JobDir, uid: str, launches: dict[str, Any], notes: builtins.list[str]
+    ) -> None:
         job_dir.logs.mkdir(exist_ok=True)
         job_dir.write_manifest(job.manifest)
         job_dir.write_json(
             job_dir.launch_file,
             {
                 "source": job.source,
-                "workdir": self.workdir,
+                "uid": uid,
                 "replicas": {key: launch.to_dict() for key, launch in launches.items()},
             },
         )
@@ -119,25 +190,21 @@ class LocalBackend:
         job_dir.write_json(job_dir.status_file, status)
         add_event(job_dir, "Normal", f"{job.kind}Created", f"{job.kind} {job.name} is created.")
         for note in notes:
-            add_event(job_dir, "Normal", "LocalPort", note)
-        with (job_dir.path / "supervisor.log").open("ab") as log:
-            supervisor = subprocess.Popen(
-                [sys.executable, "-m", "kfkit.backends.local.supervisor", str(job_dir.path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
-        # Written here, not by the supervisor, so the job is never seen without one.
-        job_dir.pid_file.write_text(str(supervisor.pid))
-        return self._record(job_dir)
+            add_event(job_dir, "Normal", "LocalBackend", note)
 
     def get(self, name: str, namespace: str = "default", kind: str | None = None) -> JobRecord:
         return self._record(self._existing(name, namespace, kind))
 
     def list(self, namespace: str | None = None) -> list[JobRecord]:
-        return [self._record(job_dir) for job_dir in all_job_dirs(self.config.home, namespace)]
+        """Every readable job; one line per unreadable one goes to ``self.unreadable``."""
+        records, self.unreadable = [], []
+        for job_dir in all_job_dirs(self.config.home, namespace):
+            try:
+                records.append(self._record(job_dir))
+            except StateError as error:
+                if job_dir.manifest_file.exists() or not is_held(job_dir.lock_file):
+                    self.unreadable.append(error.message)  # else: being created right now
+        return records
 
     def wait(
         self,
@@ -171,7 +238,7 @@ class LocalBackend:
         kind: str | None = None,
     ) -> Iterator[tuple[str, str]]:
         job_dir = self._existing(name, namespace, kind)
-        job = Job(manifest=job_dir.read_manifest(), source=str(job_dir.manifest_file))
+        job = self._job(job_dir)
         keys = [r.key for r in job.replicas]
         if replica is not None:
             if replica not in keys:
@@ -216,25 +283,44 @@ class LocalBackend:
 
     def stop(self, name: str, namespace: str = "default", timeout: float = 60.0) -> None:
         """Stop every replica of a running job, keeping its state and logs."""
-        job_dir = self._existing(name, namespace)
-        pid = job_dir.supervisor_pid()
-        if pid is not None and self._supervisor_alive(job_dir):
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while self._supervisor_alive(job_dir) and time.monotonic() < deadline:
+        self._stop(self._existing(name, namespace), timeout)
+
+    def _stop(self, job_dir: JobDir, timeout: float = 60.0) -> None:
+        """SIGTERM the supervisor (it stops the replicas), SIGKILL it after ``timeout``."""
+        try:
+            info = read_json(job_dir.supervisor_file, {})
+        except CorruptStateError:
+            info = {}
+        # Only processes whose start time matches what was recorded: never a reused pid.
+        guardian, supervisor = (
+            processes.find(info.get("guardian")),
+            processes.find(info.get("supervisor")),
+        )
+        deadline = time.monotonic() + timeout
+        if is_held(job_dir.lock_file):
+            for process in (guardian or supervisor,):
+                if process is not None:
+                    with contextlib.suppress(Exception):
+                        process.send_signal(signal.SIGTERM)
+            while is_held(job_dir.lock_file) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if self._supervisor_alive(job_dir):
-                os.kill(pid, signal.SIGKILL)
+        for process in (guardian, supervisor):
+            if process is not None and process.is_running():
+                with contextlib.suppress(Exception):
+                    process.kill()
         self._kill_leftovers(job_dir)
 
     @staticmethod
     def _kill_leftovers(job_dir: JobDir) -> None:
-        """Last resort: kill replica process groups the supervisor left (it was killed)."""
-        for state in read_json(job_dir.replicas_file, {}).values():
-            pid = state.get("pid")
-            if pid:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, signal.SIGKILL)
+        """Kill every process of the job's replicas that is still alive (by mark and pid)."""
+        uid: Any = None
+        with contextlib.suppress(CorruptStateError):
+            uid = read_json(job_dir.launch_file, {}).get("uid")
+        with contextlib.suppress(CorruptStateError, AttributeError):
+            for state in read_json(job_dir.replicas_file, {}).values():
+                processes.kill_tree(processes.find(state), None)
+        if isinstance(uid, str) and uid:
+            processes.kill_tree(None, f"{uid}/")
 
     def kill_replica(self, name: str, replica: str, namespace: str = "default") -> None:
         record = self.get(name, namespace)
@@ -244,15 +330,26 @@ class LocalBackend:
                 f"replica {replica!r} not found in {record.job.describe()} "
                 f"({', '.join(record.replicas)})"
             )
-        if not state.get("pid"):
+        process = processes.find(state)
+        if process is None:
             raise KfkitError(f"{record.job.describe()}: {replica} is not running")
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(int(state["pid"]), signal.SIGKILL)
+        processes.signal_group(process.pid, signal.SIGKILL)
 
     def delete(self, name: str, namespace: str = "default", kind: str | None = None) -> None:
-        job_dir = self._existing(name, namespace, kind)
-        self.stop(name, namespace)
-        shutil.rmtree(job_dir.path, ignore_errors=True)
+        """Stop and remove a job, whatever state its files are in."""
+        job_dir = self._dir(name, namespace)
+        if not job_dir.exists():
+            raise NotFoundError(f"job {namespace}/{name} not found")
+        if kind:
+            with contextlib.suppress(StateError):  # an unreadable job is deleted all the same
+                self._existing(name, namespace, kind)
+        self._stop(job_dir)
+        with JobLock(job_dir.lock_file) as lock:
+            if not lock.acquire(timeout=10.0):
+                raise KfkitError(f"job {namespace}/{name}: its supervisor did not stop; try again")
+            self._kill_leftovers(job_dir)
+            _jobs.pop(job_dir.manifest_file, None)
+            job_dir.remove()
 
 
 __all__ = ["LocalBackend", "now_rfc3339"]

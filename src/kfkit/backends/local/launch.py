@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from kfkit.backends.local.config import LocalConfig
-from kfkit.backends.local.state import JobDir
+from kfkit.backends.local.security import RunAs, can_reach, resolve_run_as
+from kfkit.backends.local.state import JobDir, StateError, contained, contained_subpath
+from kfkit.backends.local.volumes import host_path_problem
 from kfkit.errors import ValidationError
 from kfkit.jobs.environment import Network, container_port, operator_env
 from kfkit.jobs.model import PYTORCH_JOB, Job, Replica
@@ -51,6 +53,20 @@ class ReplicaLaunch:
     directories: list[str] = field(default_factory=list)
     # Names of environment variables whose values came from secrets: never printed.
     secret_env: list[str] = field(default_factory=list)
+    # Of ``directories``: the emptyDirs (mode 0777) and those handed to the fsGroup.
+    empty_dirs: list[str] = field(default_factory=list)
+    fs_group_dirs: list[str] = field(default_factory=list)
+    # [path, type] of every hostPath volume, checked again when the replica starts.
+    host_paths: list[list[str]] = field(default_factory=list)
+    # Who the process runs as (None: as kfkit itself).
+    user: int | None = None
+    group: int | None = None
+    groups: list[int] = field(default_factory=list)
+    fs_group: int | None = None
+
+    @property
+    def run_as(self) -> RunAs:
+        return RunAs(self.user, self.group, list(self.groups), self.fs_group)
 
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -154,16 +170,27 @@ class _Resolver:
         self.problems: list[str] = []
         self.secret_env: list[str] = []
         self.mounts: list[tuple[str, Path]] = []
+        self.empty_dirs: list[Path] = []
+        self.fs_group_dirs: list[Path] = []
+        self.host_paths: list[list[str]] = []
+        self.create_dirs: list[Path] = []  # made if missing: emptyDir, PVC, untyped hostPath
 
     # --- values from secrets, config maps and the pod itself -------------------------
 
-    def _key_file(self, root: Path | None, name: str, key: str) -> Path:
-        return (root or Path("/nonexistent")) / self.job.namespace / name / key
+    def _object_path(self, root: Path | None, *parts: str, what: str) -> Path:
+        """A secret's or configMap's directory (or key file), never outside its root."""
+        return contained(root or Path("/nonexistent"), self.job.namespace, *parts, what=what)
 
     def _read_key(
         self, kind: str, root: Path | None, ref: dict[str, Any], where: str
     ) -> str | None:
-        key_file = self._key_file(root, ref.get("name", ""), ref.get("key", ""))
+        try:
+            key_file = self._object_path(
+                root, str(ref.get("name", "")), str(ref.get("key", "")), what=f"{where}: {kind}"
+            )
+        except StateError as error:
+            self.problems.append(error.message)
+            return None
         if key_file.is_file():
             return key_file.read_text(encoding="utf-8")
         if not ref.get("optional"):
@@ -216,7 +243,11 @@ class _Resolver:
                 ref = source.get(kind)
                 if not ref:
                     continue
-                directory = (root or Path("/nonexistent")) / self.job.namespace / ref["name"]
+                try:
+                    directory = self._object_path(root, str(ref["name"]), what=f"{where}.{kind}")
+                except StateError as error:
+                    self.problems.append(error.message)
+                    continue
                 if not directory.is_dir():
                     if not ref.get("optional"):
                         self.problems.append(
@@ -225,25 +256,27 @@ class _Resolver:
                         )
                     continue
                 for key_file in sorted(directory.iterdir()):
-                    env[prefix + key_file.name] = key_file.read_text(encoding="utf-8")
+                    env[prefix + key_file.name] = self.rewrite(key_file.read_text(encoding="utf-8"))
                     if kind == "secretRef":
                         self.secret_env.append(prefix + key_file.name)
         for item in self.container.get("env") or []:
             name, where = item["name"], f"{self.path}.env[{item['name']}]"
             value_from = item.get("valueFrom")
             if not value_from:
-                env[name] = expand(str(item.get("value", "")), env)
+                env[name] = expand(self.rewrite(str(item.get("value", ""))), env)
                 continue
             value: str | None = None
             if "secretKeyRef" in value_from:
                 value = self._read_key(
                     "secret", self.config.secrets, value_from["secretKeyRef"], where
                 )
+                value = None if value is None else self.rewrite(value)
                 self.secret_env.append(name)
             elif "configMapKeyRef" in value_from:
                 value = self._read_key(
                     "configmap", self.config.configmaps, value_from["configMapKeyRef"], where
                 )
+                value = None if value is None else self.rewrite(value)
             elif "fieldRef" in value_from:
                 value = self._field_value(value_from["fieldRef"].get("fieldPath", ""), where)
             elif "resourceFieldRef" in value_from:
@@ -256,30 +289,51 @@ class _Resolver:
 
     def _volume_dir(self, volume: dict[str, Any]) -> Path | None:
         name = volume["name"]
-        replica_volumes = self.job_dir.path / "volumes" / self.replica.key
+        where = f"{self.path}: volume {name!r}"
         if "persistentVolumeClaim" in volume:
             claim = volume["persistentVolumeClaim"]["claimName"]
-            return self.config.volumes_root() / self.job.namespace / claim
+            directory = contained(
+                self.config.volumes_root(),
+                self.job.namespace,
+                claim,
+                what=f"{where}: persistentVolumeClaim.claimName",
+            )
+            self.fs_group_dirs.append(directory)
+            return directory
         if "emptyDir" in volume:
-            return replica_volumes / name
+            directory = self.job_dir.volume_dir(self.replica.key, name)
+            self.empty_dirs.append(directory)
+            self.fs_group_dirs.append(directory)
+            return directory
         if "hostPath" in volume:
-            return Path(volume["hostPath"]["path"])
+            path, kind = str(volume["hostPath"].get("path", "")), volume["hostPath"].get("type")
+            if not path.startswith("/"):
+                self.problems.append(f"{where}: hostPath.path: {path!r} must be an absolute path")
+                return None
+            problem = host_path_problem(path, kind or "", create=False)
+            if problem:
+                self.problems.append(f"{where}: hostPath.type: {kind}: {problem}")
+                return None
+            self.host_paths.append([path, kind or ""])
+            return Path(path)
         for kind, root, key in (
             ("configMap", self.config.configmaps, "name"),
             ("secret", self.config.secrets, "secretName"),
         ):
             if kind in volume:
-                source = (root or Path("/nonexistent")) / self.job.namespace / volume[kind][key]
+                source = self._object_path(
+                    root, str(volume[kind][key]), what=f"{where}: {kind}.{key}"
+                )
                 if not source.is_dir():
                     if not volume[kind].get("optional"):
                         self.problems.append(
-                            f"{self.path}: volume {name!r}: {kind} {volume[kind][key]!r} not "
+                            f"{where}: {kind} {volume[kind][key]!r} not "
                             f"found (the local backend reads {source})"
                         )
                     return None
                 return source
         self.problems.append(
-            f"{self.path}: volume {name!r}: only persistentVolumeClaim, emptyDir, hostPath, "
+            f"{where}: only persistentVolumeClaim, emptyDir, hostPath, "
             "configMap and secret volumes run locally"
         )
         return None
@@ -287,27 +341,37 @@ class _Resolver:
     def resolve_mounts(self) -> None:
         volumes = {v["name"]: v for v in self.template.get("spec", {}).get("volumes") or []}
         for mount in self.container.get("volumeMounts") or []:
+            where = f"{self.path}.volumeMounts[{mount['name']}]"
             volume = volumes.get(mount["name"])
             if volume is None:
-                self.problems.append(
-                    f"{self.path}.volumeMounts[{mount['name']}]: no volume named "
-                    f"{mount['name']!r} in the pod"
-                )
+                self.problems.append(f"{where}: no volume named {mount['name']!r} in the pod")
                 continue
-            directory = self._volume_dir(volume)
+            try:
+                directory = self._volume_dir(volume)
+                if directory is not None and mount.get("subPath"):
+                    directory = contained_subpath(
+                        directory, str(mount["subPath"]), what=f"{where}.subPath"
+                    )
+            except StateError as error:
+                self.problems.append(error.message)
+                continue
             if directory is None:
                 continue
-            if mount.get("subPath"):
-                directory = directory / mount["subPath"]
+            host_path_type = (volume.get("hostPath") or {}).get("type") or ""
+            if not ({"configMap", "secret"} & volume.keys()) and host_path_type == "":
+                self.create_dirs.append(directory)
             self.mounts.append((mount["mountPath"].rstrip("/") or "/", directory))
         self.mounts.sort(key=lambda item: len(item[0]), reverse=True)
 
     def rewrite(self, text: str) -> str:
         """Replace mount paths by their local directories wherever they start a path.
 
-        One pass over the original text, longest mount path first, so a local
-        directory that happens to lie under another mount path (``/tmp``, say)
-        is never rewritten a second time.
+        Only the user's own strings go through here (command, args, env values
+        and the secrets/configMaps they name, workingDir), never kfkit's own
+        interpreter or environment, so a checkout that lies under a mount path
+        (a clone in ``/tmp`` with an emptyDir at ``/tmp``) still runs. One pass
+        over the original text, longest mount path first, so a local directory
+        that happens to lie under another mount path is never rewritten twice.
         """
         if not self.mounts:
             return text
@@ -336,8 +400,9 @@ def plan_replica(
     config: LocalConfig,
     job_dir: JobDir,
     workdir: str,
-) -> tuple[ReplicaLaunch | None, list[str]]:
-    """Work out how to run ``replica``; return the plan or the problems that prevent it."""
+) -> tuple[ReplicaLaunch | None, list[str], list[str]]:
+    """Work out how to run ``replica``; return the plan or the problems that prevent it,
+    and notes for the user (what is not enforced locally)."""
     template = pod_template(job, replica, config)
     containers = template["spec"]["containers"]
     index = next(i for i, c in enumerate(containers) if c.get("name") == job.info.container_name)
@@ -346,6 +411,7 @@ def plan_replica(
     resolver = _Resolver(job, replica, template, container, config, job_dir, path)
     image = config.image(str(container.get("image", "")))
 
+    resolver.resolve_mounts()  # first: env values and args are rewritten with the mounts
     env = resolver.env(image.env)
     for name, value in operator_env(job, replica, network, container["name"]):
         env[name] = value
@@ -357,30 +423,40 @@ def plan_replica(
                 env[name] = threads
     memory_limit = int(parse_quantity(limits["memory"])) if "memory" in limits else None
 
-    resolver.resolve_mounts()
-    argv = [expand(part, env) for part in (container.get("command") or [])]
-    argv += [expand(part, env) for part in (container.get("args") or [])]
+    user_argv = [*(container.get("command") or []), *(container.get("args") or [])]
+    argv = [expand(resolver.rewrite(str(part)), env) for part in user_argv]
     if not argv:
         resolver.problems.append(
             f"{path}.command: required locally (the local backend cannot run the image's "
             "entrypoint; set command, e.g. [python, -m, your.module])"
         )
+    run_as, security_problems, notes = resolve_run_as(template, container, path)
+    resolver.problems += security_problems
     if resolver.problems:
-        return None, resolver.problems
+        return None, resolver.problems, notes
     if argv[0] in PYTHON_NAMES:
         argv[0] = image.python
     elif shutil.which(argv[0]) is None and not Path(argv[0]).exists():
         resolver.problems.append(f"{path}.command[0]: {argv[0]!r} is not a program on this machine")
-        return None, resolver.problems
-    argv = [resolver.rewrite(part) for part in argv]
-    for name in list(env):
-        if name not in os.environ or env[name] != os.environ[name]:
-            env[name] = resolver.rewrite(env[name])
+        return None, resolver.problems, notes
     cwd = resolver.rewrite(container["workingDir"]) if container.get("workingDir") else workdir
-    directories = [str(directory) for _, directory in resolver.mounts]
+    directories = [str(directory) for directory in resolver.create_dirs]
     if cwd not in directories and not Path(cwd).is_dir():
         resolver.problems.append(f"{path}.workingDir: {cwd} does not exist on this machine")
-        return None, resolver.problems
+        return None, resolver.problems, notes
+    program = shutil.which(argv[0]) or argv[0]
+    for what, target in [("command[0]", program), ("workingDir", cwd)] + [
+        (f"volumeMounts[{mount_path}]", str(directory)) for mount_path, directory in resolver.mounts
+    ]:
+        blocked = can_reach(Path(target), run_as)
+        if blocked is not None:
+            resolver.problems.append(
+                f"{path}.{what}: runAsUser {run_as.user} cannot reach {target} locally "
+                f"({blocked} is not searchable by it; a process has no mount namespace "
+                "here: use directories, and a KFKIT_HOME, that this user can reach)"
+            )
+    if resolver.problems:
+        return None, resolver.problems, notes
     grace = template["spec"].get("terminationGracePeriodSeconds")
     grace_seconds = config.grace_seconds if grace is None else min(float(grace), 30.0)
     return (
@@ -393,8 +469,16 @@ def plan_replica(
             grace_seconds=grace_seconds,
             directories=directories,
             secret_env=sorted(set(resolver.secret_env)),
+            empty_dirs=[str(d) for d in resolver.empty_dirs],
+            fs_group_dirs=[str(d) for d in resolver.fs_group_dirs],
+            host_paths=resolver.host_paths,
+            user=run_as.user,
+            group=run_as.group,
+            groups=run_as.groups,
+            fs_group=run_as.fs_group,
         ),
         [],
+        notes,
     )
 
 
@@ -406,8 +490,11 @@ def plan_job(
     launches: dict[str, ReplicaLaunch] = {}
     problems: list[str] = []
     for replica in job.replicas:
-        launch, replica_problems = plan_replica(job, replica, network, config, job_dir, workdir)
+        launch, replica_problems, replica_notes = plan_replica(
+            job, replica, network, config, job_dir, workdir
+        )
         problems += [f"{job.source}: {problem}" for problem in replica_problems]
+        notes += [note for note in replica_notes if note not in notes]
         if launch is not None:
             launches[replica.key] = launch
     if problems:
