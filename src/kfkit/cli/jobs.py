@@ -163,6 +163,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_get(args: argparse.Namespace) -> int:
     backend = _backend(args)
     records = backend.list(None if args.all_namespaces else _namespace(args))
+    for line in getattr(backend, "unreadable", []):  # jobs whose state cannot be read back
+        err_console.print(line, highlight=False)
     table = Table(box=None, pad_edge=False)
     columns = ["NAME", "KIND", "STATE", "REPLICAS", "RESTARTS", "AGE"]
     if args.all_namespaces:

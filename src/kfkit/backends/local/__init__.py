@@ -176,6 +176,7 @@ class LocalBackend:
         job: Job, job_dir: JobDir, uid: str, launches: dict[str, Any], notes: builtins.list[str]
     ) -> None:
         job_dir.logs.mkdir(exist_ok=True)
+        job_dir.reserve_space()
         job_dir.write_manifest(job.manifest)
         job_dir.write_json(
             job_dir.launch_file,

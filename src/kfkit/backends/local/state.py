@@ -31,6 +31,8 @@ import yaml
 
 from kfkit.errors import KfkitError
 
+RESERVE_BYTES = 64 * 1024
+
 
 class StateError(KfkitError):
     """A name or path that cannot be trusted to stay inside kfkit's state."""
@@ -160,8 +162,25 @@ class JobDir:
         return self.path / "supervisor.lock"
 
     @property
+    def reserve_file(self) -> Path:
+        return self.path / "space.reserve"
+
+    @property
     def logs(self) -> Path:
         return self.path / "logs"
+
+    def reserve_space(self) -> None:
+        """Set aside a little disk, so the reason a job failed can be written on a full disk."""
+        with self.reserve_file.open("wb") as reserve:
+            os.posix_fallocate(reserve.fileno(), 0, RESERVE_BYTES)
+
+    def release_space(self) -> bool:
+        """Give the reserved disk back; False when there was none left to give."""
+        try:
+            self.reserve_file.unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     def log_file(self, replica_key: str) -> Path:
         return contained(self.logs, f"{replica_key}.log", what="replica")

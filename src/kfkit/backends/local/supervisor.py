@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import errno
 import os
 import signal
 import subprocess
@@ -125,20 +126,37 @@ def set_condition(
 
 
 def record_failure(job_dir: JobDir, message: str, reason: str = "LocalSupervisorFailed") -> None:
-    """Record why the job ended as its Failed condition (unless it had already finished)."""
-    try:
+    """Record why the job ended as its Failed condition (unless it had already finished).
+
+    On a full disk the job's reserved space is given back first, so the reason
+    still gets written.
+    """
+    for attempt in range(2):
         try:
-            status = read_json(job_dir.status_file, {})
-        except CorruptStateError:
-            status = {}
-        kind = job_dir.read_manifest().get("kind", "Job")
-        if set_condition(status, str(kind), FAILED, message, reason=reason):
-            status.setdefault("completionTime", now_rfc3339())
-            job_dir.write_json(job_dir.status_file, status)
-            add_event(job_dir, "Warning", reason, message)
-    except (OSError, CorruptStateError) as error:
-        # Nowhere left to write (a full disk): the supervisor's log still says it.
-        print(f"kfkit: cannot record {message!r}: {error}", file=sys.stderr, flush=True)
+            try:
+                status = read_json(job_dir.status_file, {})
+            except CorruptStateError:
+                status = {}
+            kind = job_dir.read_manifest().get("kind", "Job")
+            if set_condition(status, str(kind), FAILED, message, reason=reason):
+                status.setdefault("completionTime", now_rfc3339())
+                job_dir.write_json(job_dir.status_file, status)
+                add_event(job_dir, "Warning", reason, message)
+            return
+        except OSError as error:
+            if attempt == 0 and error.errno == errno.ENOSPC and job_dir.release_space():
+                continue
+            _say(f"kfkit: cannot record {message!r}: {error}")
+            return
+        except CorruptStateError as error:
+            _say(f"kfkit: cannot record {message!r}: {error}")
+            return
+
+
+def _say(line: str) -> None:
+    """A line for supervisor.log, which may itself be on a full disk."""
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -545,7 +563,8 @@ def supervise(job_dir: JobDir) -> int:
         supervisor = Supervisor(job_dir)
         return supervisor.run()
     except BaseException as error:
-        traceback.print_exc()
+        with contextlib.suppress(OSError):
+            traceback.print_exc()
         if supervisor is not None:
             with contextlib.suppress(Exception):
                 supervisor.terminate(supervisor.replicas)
@@ -608,7 +627,7 @@ def _replicas_lost(job_dir: JobDir, why: str) -> None:
                 state["message"] = why
         job_dir.write_json(job_dir.replicas_file, replicas)
     except (OSError, CorruptStateError, AttributeError) as error:
-        print(f"kfkit: cannot update {job_dir.replicas_file}: {error}", file=sys.stderr)
+        _say(f"kfkit: cannot update {job_dir.replicas_file}: {error}")
 
 
 def main(argv: list[str]) -> int:
