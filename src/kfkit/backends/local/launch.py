@@ -445,7 +445,8 @@ def plan_replica(
         resolver.problems.append(f"{path}.workingDir: {cwd} does not exist on this machine")
         return None, resolver.problems, notes
     program = shutil.which(argv[0]) or argv[0]
-    for what, target in [("command[0]", program), ("workingDir", cwd)] + [
+    targets = [("command[0]", program), ("command[0]", os.path.realpath(program))]
+    for what, target in [*targets, ("workingDir", cwd)] + [
         (f"volumeMounts[{mount_path}]", str(directory)) for mount_path, directory in resolver.mounts
     ]:
         blocked = can_reach(Path(target), run_as)
