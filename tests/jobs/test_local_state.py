@@ -60,6 +60,15 @@ def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
     assert "Traceback" not in result.stderr + result.stdout, result.stderr
 
 
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run the CLI in this process (an uncaught exception fails the test: no traceback)."""
+    from kfkit.cli.main import main
+
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
 def wait_for(predicate: Any, timeout: float = 60, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -111,20 +120,18 @@ def test_a_symlinked_namespace_is_refused(kfkit_home, tmp_path) -> None:
         contained(kfkit_home, "jobs", "team", "job")
 
 
-def test_cli_delete_and_get_with_a_climbing_namespace_touch_nothing(kfkit_home, tmp_path) -> None:
+def test_cli_delete_and_get_with_a_climbing_namespace_touch_nothing(
+    kfkit_home, tmp_path, capsys
+) -> None:
     victim = kfkit_home / "volumes"
     (victim / "default" / "data").mkdir(parents=True)
     outside = tmp_path / "x"
     outside.mkdir()
     for namespace, name in (("..", "volumes"), ("../../x", "job"), ("../..", "x")):
-        result = kfkit("delete", "job", name, "-n", namespace)
-        no_traceback(result)
-        assert result.returncode == 2
-        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-        assert "cannot name a directory" in result.stderr
-        listing = kfkit("get", "jobs", "-n", namespace)
-        no_traceback(listing)
-        assert listing.returncode == 2
+        code, _, err = cli(capsys, "delete", "job", name, "-n", namespace)
+        assert code == 2 and err.count("\n") == 1, err
+        assert "cannot name a directory" in err
+        assert cli(capsys, "get", "jobs", "-n", namespace)[0] == 2
     assert (victim / "default" / "data").is_dir() and outside.is_dir()
 
 
@@ -335,32 +342,27 @@ CORRUPTIONS = {
 @pytest.mark.integration
 @pytest.mark.parametrize("file", ["status.json", "replicas.json", "job.yaml", "events.json"])
 def test_a_corrupt_state_file_is_one_line_and_never_breaks_the_others(
-    kfkit_home, write_manifest, file
+    kfkit_home, write_manifest, file, capsys
 ) -> None:
     for name in ("good", "bad"):
         path = write_manifest(job_doc(name, "print('hi')"), name=f"{name}.yaml")
-        assert kfkit("run", "-f", str(path)).returncode == 0
+        assert cli(capsys, "run", "-f", str(path))[0] == 0
     state = kfkit_home / "jobs" / "default" / "bad" / file
     pristine = state.read_text()
     for corruption, corrupt in CORRUPTIONS.items():
         state.write_text(corrupt(pristine))
         for verb in (["describe", "job", "bad"], ["logs", "bad"]):
-            result = kfkit(*verb)
-            no_traceback(result)
-            if file == "events.json" and verb[0] == "logs":
-                continue  # logs do not read the events
-            assert result.returncode == 2, (corruption, verb, result.stdout)
-            assert result.stderr.count("\n") == 1 and str(state) in result.stderr, result.stderr
-        listing = kfkit("get", "jobs")
-        no_traceback(listing)
-        assert listing.returncode == 0 and "good" in listing.stdout, (corruption, listing)
-        assert str(state) in listing.stderr
-    deleted = kfkit("delete", "job", "bad")
-    assert deleted.returncode == 0, deleted.stderr
+            code, _, err = cli(capsys, *verb)
+            assert code == 2, (corruption, verb)
+            assert err.count("\n") == 1 and str(state) in err, err
+        code, out, err = cli(capsys, "get", "jobs")
+        assert code == 0 and "good" in out, (corruption, out, err)
+        assert str(state) in err and "good" not in err
+    assert cli(capsys, "delete", "job", "bad")[0] == 0
     assert not state.parent.exists()
-    rerun = kfkit("run", "-f", str(write_manifest(job_doc("bad", "print('again')"))))
-    assert rerun.returncode == 0, rerun.stderr
-    assert kfkit("logs", "bad").stdout == "again\n"
+    rerun = cli(capsys, "run", "-f", str(write_manifest(job_doc("bad", "print('again')"))))
+    assert rerun[0] == 0, rerun
+    assert cli(capsys, "logs", "bad")[1] == "again\n"
 
 
 def test_failed_and_succeeded_are_never_both_true() -> None:
@@ -403,25 +405,24 @@ def test_a_supervisor_that_cannot_start_records_why(kfkit_home, write_manifest) 
 
 @pytest.mark.integration
 def test_a_bad_host_path_type_is_refused_before_and_recorded_after(
-    kfkit_home, write_manifest, tmp_path
+    kfkit_home, write_manifest, tmp_path, capsys
 ) -> None:
     a_directory = tmp_path / "dir"
     a_directory.mkdir()
     doc = job_doc("hostfile", "print(1)", volumeMounts=[{"name": "h", "mountPath": "/h"}])
     volumes = doc["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
     volumes["volumes"] = [{"name": "h", "hostPath": {"path": str(a_directory), "type": "File"}}]
-    result = kfkit("run", "-f", str(write_manifest(doc)))
-    no_traceback(result)
-    assert result.returncode == 2
-    assert f"hostPath type check failed: {a_directory} is not a file" in result.stderr
+    code, _, err = cli(capsys, "run", "-f", str(write_manifest(doc)))
+    assert code == 2
+    assert f"hostPath type check failed: {a_directory} is not a file" in err
     assert not (kfkit_home / "jobs").exists()
     # DirectoryOrCreate under a file: only found when the kubelet (here, the supervisor)
     # tries to create it; the job fails with the reason.
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     volumes["volumes"][0]["hostPath"] = {"path": str(blocker / "sub"), "type": "DirectoryOrCreate"}
-    failed = kfkit("run", "-f", str(write_manifest(doc)))
-    assert failed.returncode == 1, failed.stderr
+    failed = cli(capsys, "run", "-f", str(write_manifest(doc)))
+    assert failed[0] == 1, failed
     record = LocalBackend().get("hostfile")
     assert record.replicas["master-0"]["reason"] == "FailedMount"
     assert "hostPath type check failed: cannot create" in record.status.condition(FAILED)["message"]

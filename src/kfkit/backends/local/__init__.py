@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -33,7 +34,12 @@ from kfkit.backends.local.state import (
     all_job_dirs,
     read_json,
 )
-from kfkit.backends.local.supervisor import add_event, record_failure, set_condition
+from kfkit.backends.local.supervisor import (
+    add_event,
+    record_failure,
+    replicas_lost,
+    set_condition,
+)
 from kfkit.errors import KfkitError, NotFoundError
 from kfkit.jobs.load import load_manifest
 from kfkit.jobs.model import Job
@@ -80,7 +86,11 @@ class LocalBackend:
         try:
             info = job_dir.manifest_file.stat()
         except FileNotFoundError:
-            raise CorruptStateError(f"{job_dir.manifest_file}: is missing") from None
+            if is_held(job_dir.lock_file):  # `kfkit run` is writing it right now
+                raise NotFoundError(f"job {job_dir.namespace}/{job_dir.name} not found") from None
+            raise CorruptStateError(
+                f"{job_dir.manifest_file}: is missing; `kfkit delete job` removes the job"
+            ) from None
         signature = (info.st_ino, info.st_size, info.st_mtime_ns)
         cached = _jobs.get(job_dir.manifest_file)
         if cached is not None and cached[0] == signature:
@@ -118,6 +128,7 @@ class LocalBackend:
             self._kill_leftovers(job_dir)
             message = "the local supervisor is gone (no process holds the job's lock)"
             record_failure(job_dir, message, reason="LocalSupervisorGone")
+            replicas_lost(job_dir, "its supervisor is gone")
             return JobStatus(read_json(job_dir.status_file, {}))
 
     @staticmethod
@@ -143,7 +154,7 @@ class LocalBackend:
             self._write_new_job(job, job_dir, uid, launches, notes)
             with (job_dir.path / "supervisor.log").open("ab") as log:
                 assert lock.fd is not None
-                subprocess.Popen(
+                guardian = subprocess.Popen(
                     [
                         sys.executable,
                         "-m",
@@ -160,6 +171,13 @@ class LocalBackend:
                     start_new_session=True,
                     pass_fds=(lock.fd,),
                 )
+            # So that `kfkit delete` can stop the job at once; the guardian writes the full
+            # record itself (with the supervisor it forks) unless it already has.
+            with contextlib.suppress(FileExistsError):
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                descriptor = os.open(job_dir.supervisor_file, flags, 0o600)
+                with os.fdopen(descriptor, "w") as out:
+                    json.dump({"guardian": processes.identity(guardian.pid)}, out)
         except BaseException:
             # Nothing half-made is left: a new job's directory goes, an old one is cleared.
             if fresh:

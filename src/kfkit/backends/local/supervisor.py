@@ -611,13 +611,13 @@ def guard(job_dir: JobDir, uid: str) -> int:
         record_failure(
             job_dir, f"the local supervisor was killed ({name}); every replica was stopped"
         )
-        _replicas_lost(job_dir, f"its supervisor was killed ({name})")
+        replicas_lost(job_dir, f"its supervisor was killed ({name})")
     elif os.WEXITSTATUS(status) != 0:
         record_failure(job_dir, f"the local supervisor exited with {os.WEXITSTATUS(status)}")
     return 0
 
 
-def _replicas_lost(job_dir: JobDir, why: str) -> None:
+def replicas_lost(job_dir: JobDir, why: str) -> None:
     """Replicas still shown as running after their supervisor died are Failed."""
     try:
         replicas = read_json(job_dir.replicas_file, {})
