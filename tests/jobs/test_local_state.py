@@ -56,10 +56,6 @@ def kfkit(*args: str, **options: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*KFKIT, *args], capture_output=True, text=True, timeout=120, **options)
 
 
-def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
-    assert "Traceback" not in result.stderr + result.stdout, result.stderr
-
-
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """Run the CLI in this process (an uncaught exception fails the test: no traceback)."""
     from kfkit.cli.main import main
