@@ -121,6 +121,7 @@ def test_replicas_run_as_the_pods_user_groups_and_fs_group(reachable_home, write
     lines = [line for _, line in backend.logs("asuser")]
     assert record.status.succeeded, (record.status.conditions, lines)
     seen = json.loads(lines[-1])
+    assert record.replicas["master-0"]["reason"] == "Completed"
     assert seen == {"uid": 1001, "gid": 3000, "groups": [2000, 4000], "scratch": 2000, "data": 2000}
     scratch = backend._dir("asuser", "default").volume_dir("master-0", "scratch")
     assert scratch.stat().st_mode & 0o7777 == 0o2777  # emptyDir 0777, setgid for the fsGroup
@@ -163,8 +164,13 @@ def test_run_as_non_root_through_the_cli_is_one_line_and_starts_nothing(
 
 
 @as_root
-def test_directories_the_user_cannot_reach_are_refused(kfkit_home, write_manifest) -> None:
+def test_directories_the_user_cannot_reach(kfkit_home, write_manifest) -> None:
     # pytest's temporary directories are 0700: uid 1000 cannot reach a $KFKIT_HOME there.
+    launches, notes = plan(write_manifest, secure_job("far", {"runAsUser": 1000}))
+    assert launches["master-0"].user is None  # it runs as kfkit's user, and that is said
+    assert any(n.startswith("runAsUser 1000 is not enforced locally: ") for n in notes), notes
+    kfkit_home.mkdir(parents=True, exist_ok=True)
+    (kfkit_home / "config.yaml").write_text("enforceRunAs: true\n")
     with pytest.raises(ValidationError) as raised:
         plan(write_manifest, secure_job("far", {"runAsUser": 1000}))
     problems = raised.value.lines()

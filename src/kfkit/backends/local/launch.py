@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
+import pwd
 import re
 import shutil
 import socket
@@ -393,6 +394,34 @@ def expand(text: str, env: dict[str, str]) -> str:
     return _VAR_REFERENCE.sub(replace, text)
 
 
+def _unreachable(
+    run_as: RunAs, program: str, cwd: str, mounts: list[tuple[str, Path]]
+) -> list[str]:
+    """What the replica's user could not reach here (it has no mount namespace)."""
+    program = shutil.which(program) or program
+    targets = [("command[0]", program), ("command[0]", os.path.realpath(program))]
+    targets += [("workingDir", cwd)]
+    targets += [(f"volumeMounts[{mount_path}]", str(local)) for mount_path, local in mounts]
+    problems = []
+    for what, target in targets:
+        blocked = can_reach(Path(target), run_as)
+        if blocked is not None:
+            problems.append(
+                f"{what}: runAsUser {run_as.user} cannot reach {target} locally "
+                f"({blocked} is not searchable by it; use directories, and a KFKIT_HOME, "
+                "that this user can reach)"
+            )
+    return problems
+
+
+def _home_of(uid: int) -> str:
+    """HOME as a container runtime sets it: the user's home in the image's passwd, else /."""
+    try:
+        return pwd.getpwuid(uid).pw_dir
+    except KeyError:
+        return "/"
+
+
 def plan_replica(
     job: Job,
     replica: Replica,
@@ -444,20 +473,21 @@ def plan_replica(
     if cwd not in directories and not Path(cwd).is_dir():
         resolver.problems.append(f"{path}.workingDir: {cwd} does not exist on this machine")
         return None, resolver.problems, notes
-    program = shutil.which(argv[0]) or argv[0]
-    targets = [("command[0]", program), ("command[0]", os.path.realpath(program))]
-    for what, target in [*targets, ("workingDir", cwd)] + [
-        (f"volumeMounts[{mount_path}]", str(directory)) for mount_path, directory in resolver.mounts
-    ]:
-        blocked = can_reach(Path(target), run_as)
-        if blocked is not None:
-            resolver.problems.append(
-                f"{path}.{what}: runAsUser {run_as.user} cannot reach {target} locally "
-                f"({blocked} is not searchable by it; a process has no mount namespace "
-                "here: use directories, and a KFKIT_HOME, that this user can reach)"
-            )
-    if resolver.problems:
+    unreachable = _unreachable(run_as, argv[0], cwd, resolver.mounts)
+    if unreachable and config.enforce_run_as:
+        resolver.problems += [f"{path}.{problem}" for problem in unreachable]
         return None, resolver.problems, notes
+    if unreachable:
+        # The "image" here is this machine: its user cannot run it, so it runs as kfkit's.
+        notes.append(
+            f"runAsUser {run_as.user} is not enforced locally: {unreachable[0]}; replicas run "
+            f"as uid {os.geteuid()} (enforceRunAs: true in config.yaml refuses such jobs)"
+        )
+        run_as = RunAs()
+    if run_as.user is not None and not any(
+        item.get("name") == "HOME" for item in container.get("env") or []
+    ):
+        env["HOME"] = _home_of(run_as.user)
     grace = template["spec"].get("terminationGracePeriodSeconds")
     grace_seconds = config.grace_seconds if grace is None else min(float(grace), 30.0)
     return (
