@@ -139,7 +139,6 @@ class LocalBackend:
 
     def submit(self, job: Job) -> JobRecord:
         job_dir = self._dir(job.name, job.namespace)
-        launches, notes = plan_job(job, self.config, job_dir, self.workdir)
         fresh = not job_dir.exists()
         lock = JobLock(job_dir.lock_file)
         if not lock.acquire(timeout=LOCK_WAIT_SECONDS):
@@ -147,9 +146,13 @@ class LocalBackend:
                 f"{job.source}: metadata.name: {job.describe()} already exists and is running; "
                 f"`kfkit delete job {job.name} -n {job.namespace}` first"
             )
+        cleared = False
         try:
+            # Planned under the lock: a running job of the same name keeps its ports.
+            launches, notes = plan_job(job, self.config, job_dir, self.workdir)
             uid = str(uuid.uuid4())
             job_dir.clear(keep=(job_dir.lock_file.name,))  # a finished run of the same job
+            cleared = True
             _jobs.pop(job_dir.manifest_file, None)
             self._write_new_job(job, job_dir, uid, launches, notes)
             with (job_dir.path / "supervisor.log").open("ab") as log:
@@ -179,10 +182,11 @@ class LocalBackend:
                 with os.fdopen(descriptor, "w") as out:
                     json.dump({"guardian": processes.identity(guardian.pid)}, out)
         except BaseException:
-            # Nothing half-made is left: a new job's directory goes, an old one is cleared.
+            # Nothing half-made is left: a new job's directory goes; a finished job that was
+            # to be replaced stays as it was unless its state was already cleared.
             if fresh:
                 job_dir.remove()
-            else:
+            elif cleared:
                 job_dir.clear(keep=(job_dir.lock_file.name,))
             raise
         finally:

@@ -229,8 +229,9 @@ class JobDir:
         elif self.path.exists():
             contained(self.root, self.namespace, self.name, what="job directory")
             _remove(self.path)
-        with contextlib.suppress(OSError):
-            self.path.parent.rmdir()  # the namespace directory, once empty
+        for parent in (self.path.parent, self.root):  # the namespace and jobs/, once empty
+            with contextlib.suppress(OSError):
+                parent.rmdir()
 
 
 def _remove(path: Path) -> None:
