@@ -471,3 +471,28 @@ def test_a_full_disk_is_recorded_as_the_reason(small_disk, write_manifest, monke
     assert failed["reason"] == "LocalSupervisorFailed"
     assert "No space left on device" in failed["message"]
     backend.delete("full")
+
+
+def fill(directory: Path) -> None:
+    """Write into ``directory`` until its filesystem has not one byte left."""
+    for index, size in enumerate((65536, 4096, 1)):
+        try:
+            with open(directory / f"filler-{index}", "wb", buffering=0) as out:
+                while True:
+                    out.write(b"x" * size)
+        except OSError:
+            pass
+
+
+def test_a_full_disk_at_submit_is_one_line_and_leaves_nothing(
+    small_disk, write_manifest, monkeypatch, capsys
+) -> None:
+    home = small_disk / "home"
+    home.mkdir()
+    monkeypatch.setenv("KFKIT_HOME", str(home))
+    manifest = write_manifest(job_doc("nospace", "print(1)"))
+    fill(small_disk)
+    code, _, err = cli(capsys, "run", "-f", str(manifest))
+    assert code == 2 and err.count("\n") == 1, err
+    assert "not created: cannot write" in err and "No space left on device" in err
+    assert not (home / "jobs").exists()

@@ -176,18 +176,24 @@ class LocalBackend:
                 )
             # So that `kfkit delete` can stop the job at once; the guardian writes the full
             # record itself (with the supervisor it forks) unless it already has.
-            with contextlib.suppress(FileExistsError):
+            with contextlib.suppress(OSError):  # best effort: it exists, or the disk is full
                 flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
                 descriptor = os.open(job_dir.supervisor_file, flags, 0o600)
                 with os.fdopen(descriptor, "w") as out:
                     json.dump({"guardian": processes.identity(guardian.pid)}, out)
-        except BaseException:
+        except BaseException as error:
             # Nothing half-made is left: a new job's directory goes; a finished job that was
             # to be replaced stays as it was unless its state was already cleared.
             if fresh:
                 job_dir.remove()
             elif cleared:
                 job_dir.clear(keep=(job_dir.lock_file.name,))
+            if isinstance(error, OSError):  # a full or read-only disk: the user's to fix
+                where = error.filename or job_dir.path
+                raise KfkitError(
+                    f"{job.source}: {job.describe()} not created: cannot write {where}: "
+                    f"{error.strerror}"
+                ) from None
             raise
         finally:
             lock.release()  # the supervisor holds it from here on

@@ -20,6 +20,7 @@ Three promises live here:
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -172,7 +173,12 @@ class JobDir:
     def reserve_space(self) -> None:
         """Set aside a little disk, so the reason a job failed can be written on a full disk."""
         with self.reserve_file.open("wb") as reserve:
-            os.posix_fallocate(reserve.fileno(), 0, RESERVE_BYTES)
+            try:
+                os.posix_fallocate(reserve.fileno(), 0, RESERVE_BYTES)
+            except OSError as error:
+                if error.errno == errno.ENOSPC:
+                    raise
+                reserve.write(b"\0" * RESERVE_BYTES)  # a filesystem without fallocate
 
     def release_space(self) -> bool:
         """Give the reserved disk back; False when there was none left to give."""
