@@ -49,14 +49,15 @@ def find(ref: Any) -> psutil.Process | None:
     return process
 
 
-def marked(prefix: str) -> list[psutil.Process]:
-    """Every process whose pod mark starts with ``prefix`` (``<uid>/`` is a whole job)."""
+def marked(mark: str) -> list[psutil.Process]:
+    """Every process carrying ``mark``: ``<uid>/<replica>`` is one replica, ``<uid>/`` a job."""
     found = []
     for process in psutil.process_iter():
         if process.pid == os.getpid():
             continue
         with contextlib.suppress(psutil.Error):
-            if process.environ().get(POD_MARK, "").startswith(prefix):
+            value = process.environ().get(POD_MARK, "")
+            if value == mark or (mark.endswith("/") and value.startswith(mark)):
                 found.append(process)
     return found
 
