@@ -14,6 +14,9 @@ samples; the JSON written to ``--out`` has, per run:
 - ``peak_rss_bytes``: the largest replica's peak resident set (PyTorch: all ranks;
   TensorFlow: the chief).
 
+Beside the JSON, ``kfkit.report.benchmark`` draws every run's test accuracy against
+training time (``<out>.png`` and ``<out>.html``).
+
 Usage (from the repository root)::
 
     .venv/bin/python benchmarks/time_to_accuracy.py --out reports/time_to_accuracy.json
@@ -209,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(document, indent=2) + "\n")
     print(json.dumps(summary), flush=True)
     print(f"wrote {args.out}")
+    from kfkit.report.benchmark import write_plots
+
+    png, html = write_plots(args.out)  # beside the JSON: accuracy against training time
+    print(f"wrote {html}" + (f" and {png}" if png else ""))
     return 0 if all(r.get("succeeded") for r in results) else 1
 
 

@@ -20,12 +20,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from kfkit.backends.base import CREATED, JobRecord, JobStatus, now_rfc3339
 from kfkit.backends.local import processes
 from kfkit.backends.local.config import LocalConfig, load_config
-from kfkit.backends.local.launch import plan_job
+from kfkit.backends.local.launch import ReplicaLaunch, operator_labels, plan_job, release_ports
 from kfkit.backends.local.lock import JobLock, is_held
 from kfkit.backends.local.state import (
     CorruptStateError,
@@ -40,13 +40,34 @@ from kfkit.backends.local.supervisor import (
     replicas_lost,
     set_condition,
 )
-from kfkit.errors import KfkitError, NotFoundError
+from kfkit.errors import KfkitError, NotFoundError, ValidationError
 from kfkit.jobs.load import load_manifest
-from kfkit.jobs.model import Job
+from kfkit.jobs.model import Job, Replica
 
 POLL_SECONDS = 0.2
 LOCK_WAIT_SECONDS = 2.0  # a reader may hold the lock for a moment; a supervisor holds it for good
 _jobs: dict[Path, tuple[tuple[int, int, int], Job]] = {}  # job.yaml already read and checked
+# One machine: more processes than this is a typo (replicas: 1000), not a job to run.
+MAX_REPLICAS = 128
+# What a merge patch may change on a submitted local job: the supervisor runs the spec it
+# was started with, so only these take effect (the server's own metadata is ignored).
+UPDATABLE_METADATA = ("labels", "annotations")
+SERVER_METADATA = ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields")
+# A replica's phase as its pod's phase: a restarting replica's pod is still Running.
+POD_PHASES = {"Restarting": "Running"}
+
+
+def merge_patch(target: object, patch: object) -> object:
+    """``target`` with ``patch`` merged into it as RFC 7386 says (null deletes a key)."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
 
 
 class LocalBackend:
@@ -137,24 +158,64 @@ class LocalBackend:
 
     # --- the Backend verbs -------------------------------------------------------------
 
+    def _admit(
+        self, job: Job, locked: bool = False
+    ) -> tuple[dict[str, ReplicaLaunch], builtins.list[str]]:
+        """Everything that decides whether ``job`` can run here; nothing is written.
+
+        ``kfkit validate``, ``preflight`` and ``submit`` all come here, so whatever
+        would stop a job from starting is reported before any job starts. ``submit``
+        calls it holding the job's lock (``locked``), so no other run can start meanwhile.
+        """
+        if job.total_replicas > MAX_REPLICAS:
+            raise KfkitError(
+                f"{job.source}: {job.describe()} has {job.total_replicas} replicas; the local "
+                f"backend runs at most {MAX_REPLICAS} processes per job"
+            )
+        job_dir = self._dir(job.name, job.namespace)
+        if not locked and is_held(job_dir.lock_file):
+            raise self._already_running(job)
+        try:
+            return plan_job(job, self.config, job_dir, self.workdir)
+        except OSError as error:  # port reservations on a full or read-only disk
+            raise _not_created(job, error, job_dir) from None
+
+    @staticmethod
+    def _already_running(job: Job) -> KfkitError:
+        return KfkitError(
+            f"{job.source}: metadata.name: {job.describe()} already exists and is running; "
+            f"`kfkit delete job {job.name} -n {job.namespace}` first"
+        )
+
+    def preflight(self, jobs: builtins.list[Job]) -> None:
+        """Admit every job or none: raise one ``KfkitError`` listing every problem."""
+        problems: builtins.list[str] = []
+        for job in jobs:
+            try:
+                self._admit(job)
+            except KfkitError as error:
+                problems += error.lines()
+            else:
+                # Only admitted here; submit reserves the ports again for the job it starts.
+                release_ports(self._dir(job.name, job.namespace), self.config.home)
+        if problems:
+            raise ValidationError(problems)
+
     def submit(self, job: Job) -> JobRecord:
         job_dir = self._dir(job.name, job.namespace)
         fresh = not job_dir.exists()
         lock = JobLock(job_dir.lock_file)
         if not lock.acquire(timeout=LOCK_WAIT_SECONDS):
-            raise KfkitError(
-                f"{job.source}: metadata.name: {job.describe()} already exists and is running; "
-                f"`kfkit delete job {job.name} -n {job.namespace}` first"
-            )
+            raise self._already_running(job)
         cleared = False
         try:
             # Planned under the lock: a running job of the same name keeps its ports.
-            launches, notes = plan_job(job, self.config, job_dir, self.workdir)
+            launches, notes = self._admit(job, locked=True)
             uid = str(uuid.uuid4())
             job_dir.clear(keep=(job_dir.lock_file.name,))  # a finished run of the same job
             cleared = True
             _jobs.pop(job_dir.manifest_file, None)
-            self._write_new_job(job, job_dir, uid, launches, notes)
+            self._write_new_job(job, job_dir, uid, launches, notes, self.workdir)
             with (job_dir.path / "supervisor.log").open("ab") as log:
                 assert lock.fd is not None
                 guardian = subprocess.Popen(
@@ -189,11 +250,7 @@ class LocalBackend:
             elif cleared:
                 job_dir.clear(keep=(job_dir.lock_file.name,))
             if isinstance(error, OSError):  # a full or read-only disk: the user's to fix
-                where = error.filename or job_dir.path
-                raise KfkitError(
-                    f"{job.source}: {job.describe()} not created: cannot write {where}: "
-                    f"{error.strerror}"
-                ) from None
+                raise _not_created(job, error, job_dir) from None
             raise
         finally:
             lock.release()  # the supervisor holds it from here on
@@ -201,7 +258,12 @@ class LocalBackend:
 
     @staticmethod
     def _write_new_job(
-        job: Job, job_dir: JobDir, uid: str, launches: dict[str, Any], notes: builtins.list[str]
+        job: Job,
+        job_dir: JobDir,
+        uid: str,
+        launches: dict[str, Any],
+        notes: builtins.list[str],
+        workdir: str,
     ) -> None:
         job_dir.logs.mkdir(exist_ok=True)
         job_dir.reserve_space()
@@ -210,6 +272,7 @@ class LocalBackend:
             job_dir.launch_file,
             {
                 "source": job.source,
+                "workdir": workdir,
                 "uid": uid,
                 "replicas": {key: launch.to_dict() for key, launch in launches.items()},
             },
@@ -364,6 +427,52 @@ class LocalBackend:
             raise KfkitError(f"{record.job.describe()}: {replica} is not running")
         processes.signal_group(process.pid, signal.SIGKILL)
 
+    def update(self, name: str, namespace: str, kind: str, patch: dict[str, Any]) -> JobRecord:
+        """Merge ``patch`` into the job's labels and annotations; refuse any other change."""
+        job_dir = self._existing(name, namespace, kind)
+        manifest = job_dir.read_manifest()
+        patch = {key: value for key, value in patch.items() if key != "status"}
+        if isinstance(patch.get("metadata"), dict):
+            patch["metadata"] = {
+                key: value for key, value in patch["metadata"].items() if key not in SERVER_METADATA
+            }
+        merged = cast(dict[str, Any], merge_patch(manifest, patch))
+        changed = sorted(
+            key
+            for key in set(manifest) | set(merged)
+            if key != "metadata" and manifest.get(key) != merged.get(key)
+        )
+        old_meta, new_meta = manifest.get("metadata") or {}, merged.get("metadata") or {}
+        changed += sorted(
+            f"metadata.{key}"
+            for key in set(old_meta) | set(new_meta)
+            if key not in UPDATABLE_METADATA and old_meta.get(key) != new_meta.get(key)
+        )
+        if changed:
+            raise KfkitError(
+                f"{kind} {namespace}/{name}: {', '.join(changed)}: the local backend cannot "
+                "change a submitted job (only metadata.labels and metadata.annotations); "
+                "delete it and create it again"
+            )
+        load_manifest(merged, str(job_dir.manifest_file))  # new labels are checked as on create
+        job_dir.write_manifest(merged)
+        return self._record(job_dir)
+
+    def pods(self, namespace: str, labels: dict[str, str]) -> builtins.list[dict[str, Any]]:
+        """Each replica the supervisor has taken on, as the pod the operator would have made.
+
+        A replica has a pod once it is in ``replicas.json``, as on a cluster it has
+        one once the operator has created it; ``labels`` select as a label selector.
+        """
+        pods = []
+        for record in self.list(namespace):
+            for key, state in record.replicas.items():
+                pod = replica_pod(record.job, key, state)
+                pod_labels = pod["metadata"]["labels"]
+                if all(pod_labels.get(k) == v for k, v in labels.items()):
+                    pods.append(pod)
+        return pods
+
     def delete(self, name: str, namespace: str = "default", kind: str | None = None) -> None:
         """Stop and remove a job, whatever state its files are in."""
         job_dir = self._dir(name, namespace)
@@ -379,6 +488,50 @@ class LocalBackend:
             self._kill_leftovers(job_dir)
             _jobs.pop(job_dir.manifest_file, None)
             job_dir.remove()
+
+
+def _not_created(job: Job, error: OSError, job_dir: JobDir) -> KfkitError:
+    where = error.filename or job_dir.path
+    return KfkitError(
+        f"{job.source}: {job.describe()} not created: cannot write {where}: {error.strerror}"
+    )
+
+
+def replica_pod(job: Job, key: str, state: dict[str, Any]) -> dict[str, Any]:
+    """One replica's pod as an API dict: the operator's name and labels, the kubelet's status."""
+    replica = Replica(str(state["type"]), int(state["index"]))
+    spec = job.replica_specs[replica.type]
+    container = spec.container(job.info.container_name) or {}
+    phase = str(state.get("phase") or "Pending")
+    if state.get("exitCode") is not None:
+        container_state: dict[str, Any] = {
+            "terminated": {"exitCode": state["exitCode"], "reason": state.get("reason") or ""}
+        }
+    else:
+        container_state = {"running": {}} if phase == "Running" else {"waiting": {}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{job.name}-{key}",
+            "namespace": job.namespace,
+            "labels": operator_labels(job, replica),
+        },
+        "spec": spec.template.get("spec") or {},
+        "status": {
+            "phase": POD_PHASES.get(phase, phase),
+            "containerStatuses": [
+                {
+                    "name": job.info.container_name,
+                    "image": str(container.get("image", "")),
+                    "imageID": "",
+                    "ready": phase == "Running",
+                    "restartCount": int(state.get("restarts") or 0),
+                    "state": container_state,
+                }
+            ],
+        },
+    }
 
 
 __all__ = ["LocalBackend", "now_rfc3339"]

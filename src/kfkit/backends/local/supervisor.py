@@ -265,9 +265,12 @@ class Supervisor:
                 **as_user,
             )
         except (OSError, subprocess.SubprocessError) as error:
-            rp.log.write(f"kfkit: cannot start {launch.argv[0]}: {error}\n".encode())
+            # strerror only: the error's own text quotes argv[0], which may hold a secret.
+            program = rp.launch.shown_program()
+            reason = getattr(error, "strerror", None) or type(error).__name__
+            rp.log.write(f"kfkit: cannot start {program}: {reason}\n".encode())
             rp.log.close()
-            self._not_started(rp, "StartError", f"{launch.argv[0]}: {error}")
+            self._not_started(rp, "StartError", f"{program}: {reason}")
             return
         rp.identity = processes.identity(rp.process.pid)
         rp.phase, rp.exit_code, rp.reason, rp.restart_at, rp.oom_killed = (
@@ -551,7 +554,7 @@ class Supervisor:
         """A replica whose program could not even start fails like a crashed one."""
         self.fail(
             f"{self.job.kind} {self.job.name} is failed because {rp.replica.key} could not "
-            f"start: {rp.message or rp.launch.argv[0]} ({rp.reason}).",
+            f"start: {rp.message or rp.launch.shown_program()} ({rp.reason}).",
             stop_all=True,
         )
 
