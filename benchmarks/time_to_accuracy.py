@@ -26,8 +26,10 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -175,8 +177,11 @@ def main(argv: list[str] | None = None) -> int:
         "--kfkit-home", type=Path, default=None, help="local backend state (default: a fresh one)"
     )
     args = parser.parse_args(argv)
-    cache = Path(os.environ.get("KFKIT_CACHE", ROOT / ".cache"))
-    home = args.kfkit_home or Path(tempfile.mkdtemp(prefix="kfkit-home-", dir=cache))
+    home = args.kfkit_home or Path(tempfile.mkdtemp(prefix="kfkit-home-"))
+    if args.kfkit_home is None:
+        # A fresh home (with its copy of MNIST in the data volume) goes with the run;
+        # the results file keeps everything measured.
+        atexit.register(shutil.rmtree, home, True)
     os.environ["KFKIT_HOME"] = str(home)
 
     results = []

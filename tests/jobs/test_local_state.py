@@ -378,7 +378,7 @@ def test_a_reader_looking_while_the_job_starts_never_fails_it(kfkit_home, write_
     backend = LocalBackend()
     for attempt in range(5):
         job = load_jobs([write_manifest(job_doc("eager", "print('ok')"))])[0]
-        backend.submit(job)
+        backend.submit(job, replace=True)
         phases = set()
         while not (record := backend.get("eager")).status.finished:
             phases.add(record.status.phase)

@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -177,6 +177,9 @@ class ReplicaProcess:
     message: str = ""  # why it could not start
     mark: str = ""  # the pod mark every process of this replica carries
     identity: dict[str, Any] | None = None  # pid and start time of the running process
+    # Where each run of the replica starts in its log (one per start, restarts append):
+    # what ``kfkit logs --previous`` reads and where it marks a restart.
+    log_starts: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         running = self.process is not None and self.process.poll() is None
@@ -190,6 +193,7 @@ class ReplicaProcess:
             "pid": self.identity["pid"] if running and self.identity else None,
             "createTime": self.identity["createTime"] if running and self.identity else None,
             "message": self.message,
+            "logStarts": self.log_starts,
         }
 
 
@@ -244,6 +248,7 @@ class Supervisor:
             # Owner-only: a log may hold what a replica printed of its secrets.
             flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
             rp.log = os.fdopen(os.open(log_file, flags, 0o600), "ab")
+            rp.log_starts.append(rp.log.tell())
         except (MountError, OSError) as error:
             self._not_started(rp, "FailedMount", str(error))
             return
