@@ -18,18 +18,20 @@ def env_of(job, replica_type: str, index: int, container: str = "", local_ports=
 def test_pytorch_master_and_workers(build, write_manifest) -> None:
     job = load_jobs([write_manifest(build.pytorch_job("mnist", workers=2))])[0]
     master = env_of(job, "Master", 0)
-    assert master == {
-        "PYTHONUNBUFFERED": "1",
-        "MASTER_PORT": "23456",
-        "MASTER_ADDR": "mnist-master-0",
-        "PET_MASTER_PORT": "23456",
-        "PET_MASTER_ADDR": "mnist-master-0",
-        "WORLD_SIZE": "3",
-        "RANK": "0",
-        "PET_NPROC_PER_NODE": "auto",
-        "PET_NODE_RANK": "0",
-        "PET_NNODES": "3",
-    }
+    assert list(master.items()) == list(
+        {
+            "PYTHONUNBUFFERED": "1",
+            "MASTER_PORT": "23456",
+            "PET_MASTER_PORT": "23456",
+            "MASTER_ADDR": "mnist-master-0",
+            "PET_MASTER_ADDR": "mnist-master-0",
+            "WORLD_SIZE": "3",
+            "RANK": "0",
+            "PET_NODE_RANK": "0",
+            "PET_NPROC_PER_NODE": "auto",
+            "PET_NNODES": "3",
+        }.items()
+    )
     worker1 = env_of(job, "Worker", 1)
     assert worker1["RANK"] == "2" and worker1["PET_NODE_RANK"] == "2"
     assert worker1["MASTER_ADDR"] == "mnist-master-0"
@@ -49,7 +51,11 @@ def test_workers_only_job_has_no_master_variables(build, write_manifest) -> None
     doc = build.pytorch_job(workers=2)
     del doc["spec"]["pytorchReplicaSpecs"]["Master"]
     job = load_jobs([write_manifest(doc)])[0]
-    assert env_of(job, "Worker", 0) == {"PYTHONUNBUFFERED": "1", "PET_NNODES": "2"}
+    assert env_of(job, "Worker", 0) == {
+        "PYTHONUNBUFFERED": "1",
+        "PET_NPROC_PER_NODE": "auto",
+        "PET_NNODES": "2",
+    }
 
 
 def test_elastic_variables(build, write_manifest) -> None:

@@ -329,7 +329,7 @@ def test_cli_rejects_bad_manifests_before_starting_anything(
     result = subprocess.run([*KFKIT, "run", "-f", str(path)], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        f"{path}[1]: spec.pytorchReplicaSpecs.Master.replicas: must be 1, got 2"
+        f"{path}[1]: spec.pytorchReplicaSpecs[Master].replicas: Forbidden: must be 1"
     )
     assert "Traceback" not in result.stderr
     assert not (kfkit_home / "jobs").exists()

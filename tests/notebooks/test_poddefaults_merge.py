@@ -115,15 +115,22 @@ def test_every_app_container_gets_env_but_not_init_containers_or_injected_sideca
         sidecars=[{"name": "helper", "image": "busybox:1.36"}],
     )
     original = pod()
-    original["spec"]["containers"].append({"name": "second", "image": "busybox:1.36"})
     original["spec"]["initContainers"] = [{"name": "setup", "image": "busybox:1.36"}]
     result = apply_poddefaults(original, [pd])
     containers = {c["name"]: c for c in result["spec"]["containers"]}
-    assert list(containers) == ["main", "second", "helper"]
-    assert containers["main"]["env"] == containers["second"]["env"] == [{"name": "A", "value": "1"}]
+    assert list(containers) == ["main", "helper"]
+    assert containers["main"]["env"] == [{"name": "A", "value": "1"}]
     assert "env" not in containers["helper"]
     assert [c["name"] for c in result["spec"]["initContainers"]] == ["setup", "init"]
     assert "env" not in result["spec"]["initContainers"][0]
+
+    # Two containers that change plus a sidecar: upstream's JSON patch cannot be applied.
+    original["spec"]["containers"].append({"name": "second", "image": "busybox:1.36"})
+    with pytest.raises(ValidationError, match=r"cannot apply the PodDefault webhook's JSON patch"):
+        apply_poddefaults(original, [pd])
+    without_sidecar = poddefault("inject", env=[{"name": "A", "value": "1"}])
+    result = apply_poddefaults(original, [without_sidecar])
+    assert [c["env"] for c in result["spec"]["containers"]] == [[{"name": "A", "value": "1"}]] * 2
 
 
 def test_identical_entries_from_two_poddefaults_are_merged_once() -> None:
@@ -363,3 +370,73 @@ def test_notebook_pod_gets_the_notebook_labels_as_the_controller_gives_them() ->
     assert "metadata" not in notebook["spec"]["template"]  # the input is not changed
     with pytest.raises(KfkitError, match=r"expected a Pod or an object with spec\.template"):
         pod_of({"kind": "ConfigMap", "data": {}}, "cm.yaml")
+
+
+def test_load_admits_what_the_crd_admits_and_the_webhook_refuses_later(tmp_path: Path) -> None:
+    near = poddefault("near", {"matchExpressions": [{"key": "a", "operator": "Near"}]})
+    (tmp_path / "near.yaml").write_text(yaml.safe_dump(near))
+    loaded = load_poddefaults(tmp_path, "team")
+    assert [pd["metadata"]["name"] for pd in loaded] == ["near"]
+    assert loaded[0].source == str(tmp_path / "near.yaml")
+    with pytest.raises(ValidationError) as raised:
+        apply_poddefaults(pod(), loaded, "pod.yaml")
+    assert f"{tmp_path / 'near.yaml'}: spec.selector.matchExpressions[0].operator" in str(
+        raised.value
+    )
+    null_selector = poddefault("null")
+    null_selector["spec"]["selector"] = None
+    (tmp_path / "near.yaml").write_text(yaml.safe_dump(null_selector))
+    with pytest.raises(ValidationError, match=r"near\.yaml: spec\.selector: must be"):
+        load_poddefaults(tmp_path, "team")
+
+
+def test_cli_refused_pod_is_an_error_and_explain_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pd = poddefault("inject", env=[{"name": "A", "value": "1"}], sidecars=[{"name": "s"}])
+    (tmp_path / "pd.yaml").write_text(yaml.safe_dump(pd))
+    manifest = pod()
+    manifest["kind"] = "Pod"
+    manifest["metadata"]["namespace"] = "team"
+    manifest["spec"]["containers"].append({"name": "istio-proxy", "image": "proxyv2:1"})
+    (tmp_path / "pod.yaml").write_text(yaml.safe_dump(manifest))
+    argv = ["poddefaults", "apply", "-f", str(tmp_path / "pod.yaml"), "--poddefaults"]
+    with pytest.raises(KfkitError) as raised:
+        _run_cli(*argv, str(tmp_path))
+    assert raised.value.exit_code == 2
+    assert raised.value.lines()[0].startswith(f"{tmp_path / 'pod.yaml'}: refused: ")
+    assert _run_cli(*argv, str(tmp_path), "--explain") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "inject: matched"
+    assert "cannot apply the PodDefault webhook's JSON patch" in out[1]
+
+
+@pytest.mark.parametrize(
+    ("bad_pod", "expected"),
+    [
+        ("not a pod", "<pod>: must be a Pod or a pod template"),
+        ({"spec": "x"}, "<pod>: spec: must be an object"),
+        ({"metadata": {"labels": ["x"]}}, "<pod>: metadata.labels: must be a map of strings"),
+        ({"spec": {"containers": ["x"]}}, "<pod>: spec.containers[0]: must be an object"),
+        ({"spec": {"containers": [{"name": "c", "env": "x"}]}}, "spec.containers[0].env: must be"),
+        ({"spec": {"volumes": {"name": "v"}}}, "<pod>: spec.volumes: must be a list"),
+    ],
+)
+def test_a_malformed_pod_is_a_user_error(bad_pod: object, expected: str) -> None:
+    pd = poddefault("x", env=[{"name": "A", "value": "1"}], sidecars=[{"name": "s"}])
+    with pytest.raises(ValidationError) as raised:
+        apply_poddefaults(bad_pod, [pd])  # type: ignore[arg-type]
+    assert expected in raised.value.lines()[0]
+    assert expected in explain(bad_pod, [pd])[0]  # type: ignore[arg-type]
+
+
+def test_a_poddefault_with_items_of_the_wrong_type_is_refused_on_load(tmp_path: Path) -> None:
+    bad = poddefault("bad", env=[None], command=[1], tolerations=7)
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    with pytest.raises(ValidationError) as raised:
+        load_poddefaults(tmp_path, "team")
+    assert raised.value.lines() == [
+        f"{tmp_path / 'bad.yaml'}: spec.env[0]: must be an object",
+        f"{tmp_path / 'bad.yaml'}: spec.tolerations: must be a list",
+        f"{tmp_path / 'bad.yaml'}: spec.command[0]: must be a string",
+    ]

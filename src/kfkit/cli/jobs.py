@@ -14,6 +14,7 @@ from rich.text import Text
 
 from kfkit.backends import BACKENDS, Backend, JobRecord, get_backend
 from kfkit.jobs.load import load_jobs
+from kfkit.jobs.model import Job
 
 PHASE_STYLES = {
     "Succeeded": "green",
@@ -79,8 +80,16 @@ def replica_table(record: JobRecord) -> Table:
 # --- run -----------------------------------------------------------------------------
 
 
+def print_warnings(jobs: list[Job]) -> None:
+    """Admission warnings, one line each on stderr, as kubectl prints API warnings."""
+    for job in jobs:
+        for warning in job.warnings:
+            err_console.print(f"Warning: {job.source}: {warning}", markup=False, highlight=False)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     jobs = load_jobs(args.filename)  # everything validated before anything starts
+    print_warnings(jobs)
     backend = _backend(args)
     if args.namespace:
         for job in jobs:
@@ -155,7 +164,9 @@ def _follow(backend: Backend, records: list[JobRecord], timeout: float) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    for job in load_jobs(args.filename, skip_other_kinds=True):
+    jobs = load_jobs(args.filename, skip_other_kinds=True)
+    print_warnings(jobs)
+    for job in jobs:
         console.print(f"{job.source}: {job.describe()} is valid ({job.total_replicas} replicas)")
     return 0
 

@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verbs = group.add_subparsers(dest="poddefaults_command", metavar="VERB")
     verbs.required = True
     apply = verbs.add_parser(
-        "apply", help="print the pod (for a Notebook: its template) with PodDefaults applied"
+        "apply",
+        help="print the pod (for a Notebook: the pod its controller builds), PodDefaults applied",
     )
     apply.add_argument("-f", "--filename", required=True, help="a Pod, Notebook or pod template")
     apply.add_argument(
@@ -54,9 +55,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
     pod, namespace = pod_of(document, str(path))
     poddefaults = load_poddefaults(args.poddefaults, args.namespace or namespace)
     if args.explain:
-        for line in explain(pod, poddefaults):
+        for line in explain(pod, poddefaults, str(path)):
             print(line)
         return 0
-    mutated = apply_poddefaults(pod, poddefaults)
+    mutated = apply_poddefaults(pod, poddefaults, str(path))
     yaml.safe_dump(mutated, sys.stdout, sort_keys=False, default_flow_style=False)
     return 0

@@ -1,8 +1,9 @@
-"""The training operator's defaulting (training-operator v1.9), applied before anything runs.
+"""The training operator's defaulting (training-operator v1.9), applied after admission.
 
-A cluster's API server runs these defaults through the operator's mutating
-webhook; applying the same ones here means the local backend runs exactly the
-job a cluster would run, and ``kfkit validate`` reports on that job.
+v1.9 has no mutating webhook: the controller applies these defaults to the job
+it reconciles, after the validating webhook admitted the manifest as written.
+Applying the same ones here, in the same order, means the local backend runs
+exactly the job a cluster would run, and ``kfkit validate`` reports on that job.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from kfkit.jobs.model import KINDS, PYTORCH_JOB, JobKind
 
 
 def canonical_replica_type(kind: JobKind, replica_type: str) -> str:
-    """``master`` -> ``Master``, ``ps`` -> ``PS``; unknown types are left for validation."""
+    """``master`` -> ``Master``, ``ps`` -> ``PS``; unknown types are kept as they are."""
     for known in kind.replica_types:
         if known.lower() == replica_type.lower():
             return known
@@ -55,22 +56,31 @@ def _default_elastic_policy(spec: dict[str, Any]) -> None:
 
 
 def apply_defaults(manifest: dict[str, Any]) -> dict[str, Any]:
-    """Return a defaulted deep copy of a structurally valid job manifest."""
+    """Return a defaulted deep copy of an admitted job manifest."""
     job = copy.deepcopy(manifest)
     kind = KINDS[job["kind"]]
     spec = job["spec"]
-    run_policy = spec.setdefault("runPolicy", {})
-    run_policy.setdefault("cleanPodPolicy", "None")
+    if spec.get("runPolicy") is None:
+        spec["runPolicy"] = {}
+    if spec["runPolicy"].get("cleanPodPolicy") is None:
+        spec["runPolicy"]["cleanPodPolicy"] = "None"
     replica_specs = spec.get(kind.replica_specs_key) or {}
     spec[kind.replica_specs_key] = {
-        canonical_replica_type(kind, replica_type): replica_spec
+        # YAML may give a key as a number; the API server only ever sees JSON strings.
+        canonical_replica_type(kind, str(replica_type)): replica_spec
         for replica_type, replica_spec in replica_specs.items()
     }
     for replica_spec in spec[kind.replica_specs_key].values():
         if isinstance(replica_spec, dict):
             _default_replica_spec(replica_spec, kind)
     if kind.kind == PYTORCH_JOB:
-        spec.setdefault("nprocPerNode", "auto")
         _default_elastic_policy(spec)
+        # The deprecated elasticPolicy.nProcPerNode takes the place of the default.
+        deprecated = (spec.get("elasticPolicy") or {}).get("nProcPerNode")
+        if deprecated is None and spec.get("nprocPerNode") is None:
+            spec["nprocPerNode"] = "auto"
+    else:
+        if spec.get("successPolicy") is None:
+            spec["successPolicy"] = ""
     job.setdefault("metadata", {}).setdefault("namespace", "default")
     return job

@@ -1,4 +1,7 @@
-"""Read job manifests from files and directories: load -> check -> default -> admit.
+"""Read job manifests from files and directories: load -> check -> admit -> default.
+
+The order is the cluster's: the CRD schema, then the operator's validating
+webhook on the manifest *as submitted*, then the controller's defaults.
 
 Every document of every file is checked before any job is returned, and all
 problems are reported together, each prefixed with the file it came from, so a
@@ -18,7 +21,7 @@ from kfkit.errors import ValidationError
 from kfkit.jobs.defaults import apply_defaults
 from kfkit.jobs.model import API_VERSION, KINDS, Job
 from kfkit.jobs.schema import check_job
-from kfkit.jobs.webhook import admission_problems
+from kfkit.jobs.webhook import advisories, validate
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -73,7 +76,7 @@ def is_job_document(body: Any) -> bool:
 
 
 def _job_problems(document: Document) -> tuple[Job | None, list[str]]:
-    """Check, default and admit one document; return the job or its problems."""
+    """Check, admit and default one document; return the job or its problems."""
     body = document.body
     if not isinstance(body, dict):
         return None, ["document is not a mapping"]
@@ -85,15 +88,16 @@ def _job_problems(document: Document) -> tuple[Job | None, list[str]]:
     problems = check_job(body, f"{kind}Spec")
     if problems:
         return None, problems
+    admission = validate(body)
+    if not admission.allowed:
+        return None, [str(error) for error in admission.errors]
     manifest = apply_defaults(body)
-    problems = admission_problems(manifest)
-    if problems:
-        return None, problems
-    return Job(manifest=manifest, source=document.source), []
+    warnings = admission.warnings + advisories(manifest)
+    return Job(manifest=manifest, source=document.source, warnings=warnings), []
 
 
 def load_manifest(body: Any, source: str = "<manifest>") -> Job:
-    """Check, default and admit one manifest dict (from code rather than a file)."""
+    """Check, admit and default one manifest dict (from code rather than a file)."""
     job, problems = _job_problems(Document(source, 0, body))
     if job is None:
         raise ValidationError(f"{source}: {problem}" for problem in problems)

@@ -9,7 +9,7 @@ and default restart policy, and the replica types the webhook allows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 API_VERSION = "kubeflow.org/v1"
@@ -104,10 +104,17 @@ class ReplicaSpec:
 
 @dataclass
 class Job:
-    """A defaulted and validated training job, and the file it came from."""
+    """A defaulted and validated training job, and the file it came from.
+
+    ``warnings`` are what admission said without refusing the job: the
+    webhook's own warnings and kfkit's advisories. The CLI prints them as
+    kubectl prints API warnings (``Warning: ...``); the client and the BDD
+    steps read the same list.
+    """
 
     manifest: dict[str, Any]
     source: str
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def kind(self) -> str:

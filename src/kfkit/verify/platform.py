@@ -76,7 +76,8 @@ def notebook_pod(settings: Settings, notebook: str, poddefaults_dir: str) -> Obj
     except OSError as error:
         raise KfkitError(f"{notebook}: cannot read: {error.strerror}") from None
     pod, namespace = pod_of(document, notebook)
-    return apply_poddefaults(pod, load_poddefaults(settings.path(poddefaults_dir), namespace))
+    defaults = load_poddefaults(settings.path(poddefaults_dir), namespace)
+    return apply_poddefaults(pod, defaults, notebook)
 
 
 def notebook_pod_on_cluster(

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kfkit.backends.local.config import LocalConfig
+from kfkit.backends.local.config import ImageEnvironment, LocalConfig
+from kfkit.backends.local.ports import PortReservations
 from kfkit.backends.local.state import JobDir
 from kfkit.errors import ValidationError
 from kfkit.jobs.environment import Network, container_port, operator_env
-from kfkit.jobs.model import PYTORCH_JOB, Job, Replica
+from kfkit.jobs.model import PYTORCH_JOB, RESTART_POLICIES, Job, Replica
 from kfkit.jobs.quantity import cpu_threads, parse_quantity
 
 PYTHON_NAMES = ("python", "python3")
@@ -73,47 +74,64 @@ def operator_labels(job: Job, replica: Replica) -> dict[str, str]:
     return labels
 
 
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind(("", port))
-        except OSError:
-            return False
-    return True
+def _reserve(
+    reservations: PortReservations,
+    job_dir: JobDir,
+    replica: str,
+    declared: int,
+    notes: list[str],
+    variable: str,
+) -> int:
+    """``declared`` when nothing listens there and no other job holds it, else a free port."""
+    port = reservations.reserve(job_dir, preferred=declared)
+    if port != declared:
+        holder = reservations.holder(declared)
+        why = "is in use on this machine" if holder is None else f"is reserved by job {holder}"
+        if holder == f"{job_dir.namespace}/{job_dir.name}":
+            why = "is taken by another replica of this job"
+        notes.append(
+            f"port {declared} {why}; {replica} listens on {port} instead ({variable} says so)"
+        )
+    return port
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def local_network(job: Job, job_dir: JobDir, home: Path) -> tuple[Network, list[str]]:
+    """Reserve loopback ports for the replicas that listen; return notes on any remapping.
 
-
-def local_network(job: Job) -> tuple[Network, list[str]]:
-    """Pick loopback ports for the replicas that listen; return notes on any remapping.
-
-    A PyTorch master keeps its declared port when it is free here (replicas of a
-    cluster each have their own IP, so ports never collide there; here they may).
-    TensorFlow replicas all listen, so each gets a distinct free port.
+    A PyTorch master (and, in an elastic job, worker-0, the rendezvous host)
+    keeps its declared ``pytorchjob-port`` when that is free here: replicas of
+    a cluster each have their own IP, so ports never collide there, here they
+    may. TensorFlow replicas all listen, so each gets a distinct free port.
+    Every port is reserved under ``$KFKIT_HOME/ports`` until the job ends, so
+    jobs planned together never share one.
     """
+    reservations = PortReservations(home)
+    reservations.release(job_dir)  # a finished job of the same name being replaced
     ports: dict[str, int] = {}
     notes: list[str] = []
     if job.kind == PYTORCH_JOB:
         if "Master" in job.replica_specs:
             declared = container_port(job, "Master")
-            if port_is_free(declared):
-                ports["master-0"] = declared
-            else:
-                ports["master-0"] = free_port()
-                notes.append(
-                    f"port {declared} is in use on this machine; master-0 listens on "
-                    f"{ports['master-0']} instead (MASTER_PORT says so)"
-                )
-        if job.spec.get("elasticPolicy") is not None and "Worker" in job.replica_specs:
-            ports["worker-0"] = free_port()
+            ports["master-0"] = _reserve(
+                reservations, job_dir, "master-0", declared, notes, "MASTER_PORT"
+            )
+        policy = job.spec.get("elasticPolicy")
+        if policy is not None and "Worker" in job.replica_specs:
+            declared = container_port(job, "Worker")
+            if policy.get("rdzvHost") is None and policy.get("rdzvPort") is not None:
+                declared = int(policy["rdzvPort"])  # worker-0 hosts the rendezvous there
+            ports["worker-0"] = _reserve(
+                reservations, job_dir, "worker-0", declared, notes, "PET_RDZV_ENDPOINT"
+            )
     else:
         for replica in job.replicas:
-            ports[replica.key] = free_port()
+            ports[replica.key] = reservations.reserve(job_dir)
     return Network(job, local=True, ports=ports), notes
+
+
+def release_ports(job_dir: JobDir, home: Path) -> None:
+    """Give back the ports reserved for a job that will not run."""
+    PortReservations(home).release(job_dir)
 
 
 def pod_template(job: Job, replica: Replica, config: LocalConfig) -> dict[str, Any]:
@@ -127,7 +145,9 @@ def pod_template(job: Job, replica: Replica, config: LocalConfig) -> dict[str, A
         from kfkit import poddefaults
 
         defaults = poddefaults.load_poddefaults(config.poddefaults, job.namespace)
-        template = poddefaults.apply_poddefaults(template, defaults)
+        template = poddefaults.apply_poddefaults(
+            template, defaults, f"{job.source}: pod {metadata['name']}"
+        )
     return template
 
 
@@ -346,7 +366,8 @@ def plan_replica(
     resolver = _Resolver(job, replica, template, container, config, job_dir, path)
     image = config.image(str(container.get("image", "")))
 
-    env = resolver.env(image.env)
+    inherited = {**os.environ, "PATH": image_path(image)}
+    env = resolver.env({"PATH": inherited["PATH"], **image.env})
     for name, value in operator_env(job, replica, network, container["name"]):
         env[name] = value
     limits = (container.get("resources") or {}).get("limits") or {}
@@ -374,7 +395,7 @@ def plan_replica(
         return None, resolver.problems
     argv = [resolver.rewrite(part) for part in argv]
     for name in list(env):
-        if name not in os.environ or env[name] != os.environ[name]:
+        if name not in inherited or env[name] != inherited[name]:
             env[name] = resolver.rewrite(env[name])
     cwd = resolver.rewrite(container["workingDir"]) if container.get("workingDir") else workdir
     directories = [str(directory) for _, directory in resolver.mounts]
@@ -398,18 +419,62 @@ def plan_replica(
     )
 
 
+def image_path(image: ImageEnvironment) -> str:
+    """``$PATH`` with the image's interpreter directory first.
+
+    An image's ``python``/``python3`` (and the tools installed beside it, such as
+    ``torchrun``) are what a shell inside the container finds first; commands
+    that start a shell (``bash -c "... python -u ..."``, as the training SDK
+    writes them) find the same interpreter here as a bare ``python`` argv does.
+    """
+    directory = os.path.dirname(image.python)
+    rest = [part for part in os.environ.get("PATH", "").split(os.pathsep) if part != directory]
+    return os.pathsep.join([directory, *rest])
+
+
 def plan_job(
     job: Job, config: LocalConfig, job_dir: JobDir, workdir: str
 ) -> tuple[dict[str, ReplicaLaunch], list[str]]:
     """Plan every replica; raise ``ValidationError`` (nothing started) on any problem."""
-    network, notes = local_network(job)
+    problems = [f"{job.source}: {problem}" for problem in local_problems(job)]
+    if problems:
+        raise ValidationError(problems)
+    network, notes = local_network(job, job_dir, config.home)
     launches: dict[str, ReplicaLaunch] = {}
-    problems: list[str] = []
     for replica in job.replicas:
         launch, replica_problems = plan_replica(job, replica, network, config, job_dir, workdir)
         problems += [f"{job.source}: {problem}" for problem in replica_problems]
         if launch is not None:
             launches[replica.key] = launch
     if problems:
+        release_ports(job_dir, config.home)
         raise ValidationError(sorted(set(problems), key=problems.index))
     return launches, notes
+
+
+def local_problems(job: Job) -> list[str]:
+    """What a cluster admits but cannot run here, or not as the author meant; say why."""
+    problems: list[str] = []
+    if not job.replicas:
+        problems.append(
+            f"spec.{job.info.replica_specs_key}: the job has no replicas, so there is nothing "
+            "to run (a cluster admits it and creates no pods)"
+        )
+    for replica_type, spec in job.replica_specs.items():
+        if spec.replicas < 0:
+            problems.append(
+                f"spec.{job.info.replica_specs_key}[{replica_type}].replicas: {spec.replicas} "
+                "cannot run: the v1.9 operator fails while building the replicas' TF_CONFIG"
+            )
+        if spec.restart_policy not in RESTART_POLICIES:
+            problems.append(
+                f"spec.{job.info.replica_specs_key}[{replica_type}].restartPolicy: "
+                f"{spec.restart_policy!r} cannot run: a cluster's API server refuses pods with "
+                f"it (the operator knows {', '.join(RESTART_POLICIES)})"
+            )
+    if (job.spec.get("elasticPolicy") or {}).get("rdzvConf") == []:
+        problems.append(
+            "spec.elasticPolicy.rdzvConf: an empty list cannot run: the v1.9 operator fails "
+            "while building the pods' environment (omit the field)"
+        )
+    return problems

@@ -360,7 +360,7 @@ class Supervisor:
     def clean_up(self) -> None:
         """Stop replicas still running after the job ended, as cleanPodPolicy says."""
         policy = self.job.run_policy.get("cleanPodPolicy", "None")
-        if policy in ("All", "Running"):
+        if policy != "None":  # the operator treats any other value as All
             leftover = [rp for rp in self.replicas if rp.process and rp.process.poll() is None]
             if leftover:
                 self.event(
