@@ -18,7 +18,8 @@ samples; the JSON written to ``--out`` has, per run:
   TensorFlow: the chief).
 
 Every run gets a fresh ``KFKIT_HOME`` (removed afterwards) unless ``--kfkit-home``
-names one to keep.
+names one to keep. Beside the JSON, ``kfkit.report.benchmark`` draws every run's test
+accuracy against training time (``<out>.png`` and ``<out>.html``).
 
 Usage (from the repository root)::
 
@@ -322,6 +323,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(document, indent=2) + "\n")
     print(json.dumps(summary), flush=True)
     print(f"wrote {args.out}")
+    from kfkit.report.benchmark import write_plots
+
+    png, html = write_plots(args.out)  # beside the JSON: accuracy against training time
+    print(f"wrote {html}" + (f" and {png}" if png else ""))
     return 0 if all(r.get("succeeded") for r in results) else 1
 
 

@@ -82,6 +82,7 @@ def merge_reports(
     html_report: Output[HTML],
     junit_xml: Output[Artifact],
     cucumber_json: Output[Artifact],
+    results_json: Output[Artifact],
     summary: Output[Markdown],
 ) -> NamedTuple("Verdict", [("scenarios", int), ("failed", int)]):  # type: ignore[valid-type]
     """Merge the groups' cucumber JSON and write the reports the KFP UI shows."""
@@ -98,6 +99,7 @@ def merge_reports(
         shutil.copyfile(written.html, html_report.path)
         shutil.copyfile(written.junit_xml, junit_xml.path)
         shutil.copyfile(written.cucumber_json, cucumber_json.path)
+        shutil.copyfile(written.results_json, results_json.path)
     counts = written.summary
     lines = ["| | total | passed | failed | skipped |", "|---|---|---|---|---|"]
     for kind in ("features", "scenarios", "steps"):

@@ -44,6 +44,7 @@ def test_compiled_pipeline_shape():
     outputs = spec["components"]["comp-merge-reports"]["outputDefinitions"]["artifacts"]
     assert outputs["html_report"]["artifactType"]["schemaTitle"] == "system.HTML"
     assert outputs["summary"]["artifactType"]["schemaTitle"] == "system.Markdown"
+    assert outputs["results_json"]["artifactType"]["schemaTitle"] == "system.Artifact"
     groups = spec["root"]["inputDefinitions"]["parameters"]["groups"]["defaultValue"]
     module = load_pipeline_module(REPO)
     assert groups == module.FEATURE_GROUPS
@@ -69,6 +70,8 @@ def test_local_run_passes_with_fast_groups(tmp_path, kfkit_home):
         "Notebooks get the team's PodDefaults",
     ]
     assert "| scenarios | 2 | 2 | 0 | 0 |" in (report_dir / "summary.md").read_text()
+    # The merged measurements travel too (the helm and notebook steps measure no numbers).
+    assert json.loads((report_dir / "results.json").read_text()) == []
 
 
 @pytest.mark.integration

@@ -88,15 +88,15 @@ def print_warnings(jobs: list[Job]) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    jobs = load_jobs(args.filename)  # everything validated before anything starts
+    # Every document of every file is admitted before anything starts: all or nothing.
+    jobs = load_jobs(args.filename, namespace=args.namespace)
     print_warnings(jobs)
     backend = _backend(args)
-    if args.namespace:
-        for job in jobs:
-            job.manifest["metadata"]["namespace"] = args.namespace
     preflight = getattr(backend, "preflight", None)
     if preflight is not None:
-        preflight(jobs)  # a cluster checks CRDs, namespaces and RBAC before anything is created
+        # A cluster checks CRDs, namespaces and RBAC; the local backend plans every
+        # replica (secrets, programs, directories) before anything is created.
+        preflight(jobs)
     submitted: list[JobRecord] = []
     try:
         for job in jobs:
@@ -164,8 +164,14 @@ def _follow(backend: Backend, records: list[JobRecord], timeout: float) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    jobs = load_jobs(args.filename, skip_other_kinds=True)
+    jobs = load_jobs(args.filename, skip_other_kinds=True, namespace=args.namespace)
     print_warnings(jobs)
+    if args.backend == "local":
+        # The very checks `kfkit run` makes before it starts anything, without starting.
+        # (Another backend's preflight would need its cluster: validate works offline.)
+        from kfkit.backends.local import LocalBackend
+
+        LocalBackend(poddefaults=args.poddefaults).preflight(jobs)
     for job in jobs:
         console.print(f"{job.source}: {job.describe()} is valid ({job.total_replicas} replicas)")
     return 0
@@ -287,8 +293,15 @@ def register(subparsers: Any) -> None:
     )
     run.set_defaults(func=cmd_run)
 
-    validate = subparsers.add_parser("validate", help="check manifests without running them")
+    validate = subparsers.add_parser(
+        "validate",
+        parents=[common],
+        help="check manifests without running them (the local backend: all that run checks)",
+    )
     validate.add_argument("-f", "--filename", action="append", required=True)
+    validate.add_argument(
+        "--poddefaults", metavar="DIR", help="local backend: apply the PodDefaults in DIR"
+    )
     validate.set_defaults(func=cmd_validate)
 
     get = subparsers.add_parser("get", parents=[common], help="list jobs")

@@ -212,6 +212,7 @@ def metrics_from_logs(lines: Sequence[str]) -> dict[str, Any]:
 def submit_job(settings: Settings, plan: JobPlan) -> Path:
     """Write the plan as a manifest next to the report, load it through the job model, submit."""
     from kfkit.jobs.load import load_jobs
+    from kfkit.verify.datasets import share_dataset
 
     if plan.manifest_file is not None:
         raise KfkitError(f"job {plan.name} was already started")
@@ -220,6 +221,7 @@ def submit_job(settings: Settings, plan: JobPlan) -> Path:
     manifest_file = job_dir / "job.yaml"
     manifest_file.write_text(yaml.safe_dump(plan.manifest, sort_keys=False), encoding="utf-8")
     job = load_jobs([manifest_file])[0]
+    share_dataset(settings, plan)
     settings.backend().submit(job)
     plan.manifest_file = manifest_file
     return manifest_file
@@ -255,11 +257,12 @@ def finish_job(settings: Settings, plan: JobPlan, timeout: float) -> JobRun:
 def cleanup_job(settings: Settings, plan: JobPlan) -> None:
     """Delete a job this run submitted (stopping any replica still running)."""
     from kfkit.errors import NotFoundError
+    from kfkit.verify.datasets import unshare_dataset
 
-    if plan.manifest_file is None:
-        return
-    with contextlib.suppress(NotFoundError):
-        settings.backend().delete(plan.name, plan.namespace)
+    if plan.manifest_file is not None:
+        with contextlib.suppress(NotFoundError):
+            settings.backend().delete(plan.name, plan.namespace)
+    unshare_dataset(settings, plan)  # also after a submit that failed
 
 
 def run_job(settings: Settings, plan: JobPlan, timeout: float) -> JobRun:

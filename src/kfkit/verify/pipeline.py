@@ -18,7 +18,15 @@ from types import ModuleType
 from typing import Any
 
 from kfkit.errors import KfkitError
-from kfkit.report import CUCUMBER_JSON, HTML_REPORT, JUNIT_XML, Summary, load, summarize
+from kfkit.report import (
+    CUCUMBER_JSON,
+    HTML_REPORT,
+    JUNIT_XML,
+    RESULTS_JSON,
+    Summary,
+    load,
+    summarize,
+)
 
 PIPELINE_FILE = Path("pipelines") / "verify_pipeline.py"
 COMPILED_NAME = PIPELINE_FILE.with_suffix(".yaml")
@@ -28,6 +36,7 @@ MERGED_OUTPUTS = {
     "html_report": HTML_REPORT,
     "junit_xml": JUNIT_XML,
     "cucumber_json": CUCUMBER_JSON,
+    "results_json": RESULTS_JSON,
     "summary": "summary.md",
 }
 

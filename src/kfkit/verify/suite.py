@@ -21,6 +21,7 @@ from pathlib import Path
 
 from kfkit.errors import KfkitError
 from kfkit.report import Reports, collect_environment, load, write_reports
+from kfkit.report.environment import cluster_context
 
 TARGETS = ("local", "kubernetes")
 RADISH_MAIN = "import sys; from radish.main import main; sys.exit(main())"
@@ -186,8 +187,15 @@ def verify(
         raise KfkitError(
             f"radish exited with status {exit_code} before writing a report (see its output above)"
         )
+    context = None
+    if target == "kubernetes":
+        context = cluster_context(user_data.get("kubeconfig"), user_data.get("context"))
     environment = collect_environment(
-        target=target, tags=expression or "", features=" ".join(map(str, feature_paths))
+        suite,
+        target=target,
+        tags=expression or "",
+        features=" ".join(map(str, feature_paths)),
+        **{"cluster context": context or ""},
     )
     reports = write_reports(load(raw_json), reports_path, environment)
     return Verification(reports=reports, radish_exit_code=exit_code)

@@ -178,7 +178,7 @@ class KubernetesBackend:
                 )
             self._delete(objects, self._job(existing))
         try:
-            obj = objects.apply(job.manifest, job.namespace)
+            obj = objects.apply(job.submitted or job.manifest, job.namespace)
         except KfkitError as error:
             raise with_source(error, job.source) from None
         return self._record(obj, pods=[])

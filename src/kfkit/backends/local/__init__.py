@@ -25,14 +25,16 @@ import psutil
 
 from kfkit.backends.base import CREATED, FAILED, JobRecord, JobStatus, now_rfc3339
 from kfkit.backends.local.config import LocalConfig, load_config
-from kfkit.backends.local.launch import operator_labels, plan_job
+from kfkit.backends.local.launch import ReplicaLaunch, operator_labels, plan_job, release_ports
 from kfkit.backends.local.state import JobDir, all_job_dirs, read_json
 from kfkit.backends.local.supervisor import add_event, set_condition
-from kfkit.errors import KfkitError, NotFoundError
+from kfkit.errors import KfkitError, NotFoundError, ValidationError
 from kfkit.jobs.load import load_manifest
 from kfkit.jobs.model import Job, Replica
 
 POLL_SECONDS = 0.2
+# One machine: more processes than this is a typo (replicas: 1000), not a job to run.
+MAX_REPLICAS = 128
 # What a merge patch may change on a submitted local job: the supervisor runs the spec it
 # was started with, so only these take effect (the server's own metadata is ignored).
 UPDATABLE_METADATA = ("labels", "annotations")
@@ -113,7 +115,17 @@ class LocalBackend:
 
     # --- the Backend verbs -------------------------------------------------------------
 
-    def submit(self, job: Job) -> JobRecord:
+    def _admit(self, job: Job) -> tuple[dict[str, ReplicaLaunch], list[str]]:
+        """Everything that decides whether ``job`` can run here; nothing is written.
+
+        ``kfkit validate``, ``preflight`` and ``submit`` all come here, so whatever
+        would stop a job from starting is reported before any job starts.
+        """
+        if job.total_replicas > MAX_REPLICAS:
+            raise KfkitError(
+                f"{job.source}: {job.describe()} has {job.total_replicas} replicas; the local "
+                f"backend runs at most {MAX_REPLICAS} processes per job"
+            )
         job_dir = self._dir(job.name, job.namespace)
         if job_dir.exists():
             previous = self._record(job_dir)
@@ -122,8 +134,27 @@ class LocalBackend:
                     f"{job.source}: metadata.name: {job.describe()} is already running; "
                     f"`kfkit delete job {job.name}` first"
                 )
-            shutil.rmtree(job_dir.path)
-        launches, notes = plan_job(job, self.config, job_dir, self.workdir)
+        return plan_job(job, self.config, job_dir, self.workdir)
+
+    def preflight(self, jobs: builtins.list[Job]) -> None:
+        """Admit every job or none: raise one ``KfkitError`` listing every problem."""
+        problems: builtins.list[str] = []
+        for job in jobs:
+            try:
+                self._admit(job)
+            except KfkitError as error:
+                problems += error.lines()
+            else:
+                # Only admitted here; submit reserves the ports again for the job it starts.
+                release_ports(self._dir(job.name, job.namespace), self.config.home)
+        if problems:
+            raise ValidationError(problems)
+
+    def submit(self, job: Job) -> JobRecord:
+        job_dir = self._dir(job.name, job.namespace)
+        launches, notes = self._admit(job)
+        if job_dir.exists():
+            shutil.rmtree(job_dir.path)  # a finished run of the same job, replaced
         job_dir.path.mkdir(parents=True, exist_ok=True)
         job_dir.logs.mkdir(exist_ok=True)
         job_dir.write_manifest(job.manifest)

@@ -173,7 +173,9 @@ class Supervisor:
                 preexec_fn=_die_with_parent,
             )
         except OSError as error:
-            rp.log.write(f"kfkit: cannot start {rp.launch.argv[0]}: {error}\n".encode())
+            # strerror only: the error's own text quotes argv[0], which may hold a secret.
+            program = rp.launch.shown_program()
+            rp.log.write(f"kfkit: cannot start {program}: {error.strerror}\n".encode())
             rp.log.close()
             rp.process, rp.phase, rp.exit_code, rp.reason = None, "Failed", 127, "StartError"
             return
@@ -451,7 +453,7 @@ class Supervisor:
         """A replica whose program could not even start fails like a crashed one."""
         self.fail(
             f"{self.job.kind} {self.job.name} is failed because {rp.replica.key} could not "
-            f"start: {rp.launch.argv[0]} ({rp.reason}).",
+            f"start: {rp.launch.shown_program()} ({rp.reason}).",
             stop_all=True,
         )
 
