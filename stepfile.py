@@ -15,7 +15,7 @@ from radish import after, before, given, then, when, world
 
 from kfkit import verify
 from kfkit.report import evidence
-from kfkit.verify import measure, platform
+from kfkit.verify import interrupt, measure, platform
 
 
 def settings() -> verify.Settings:
@@ -239,6 +239,17 @@ def then_build_succeeded(step):
 
 
 # --- hooks ----------------------------------------------------------------------------------
+
+
+@before.all
+def handle_ctrl_c(features, marker):
+    """Ctrl-C stops the running step and skips the rest, so radish still writes its report."""
+    interrupt.install()
+
+
+@before.each_step
+def skip_after_interrupt(step):
+    interrupt.skip_if_interrupted(step)
 
 
 @before.each_scenario

@@ -56,7 +56,7 @@ def test_unknown_group_is_a_user_error():
 
 
 @pytest.mark.integration
-def test_local_run_passes_with_fast_groups(tmp_path, kfkit_home):
+def test_local_run_passes_with_fast_groups(tmp_path, kfkit_home, capfd):
     """Two of the suite's own feature groups, in parallel, with the @fast tag."""
     report_dir = tmp_path / "reports"
     code = cli(
@@ -64,6 +64,13 @@ def test_local_run_passes_with_fast_groups(tmp_path, kfkit_home):
         "--report-dir", str(report_dir), "--pipeline-root", str(tmp_path / "root"),
     )  # fmt: skip
     assert code == 0
+    # Into a pipe: kfp.local's INFO lines and colours go to a log file, progress to stderr.
+    printed = capfd.readouterr()
+    assert "\x1b[" not in printed.out + printed.err
+    assert " - INFO - " not in printed.out + printed.err
+    assert "Task 'merge-reports' finished with status SUCCESS" in printed.err
+    log = (report_dir / "kfp-local.log").read_text()
+    assert " - INFO - Executing task 'merge-reports'" in log and "\x1b[" not in log
     features = json.loads((report_dir / "cucumber.json").read_text())
     assert sorted(f["name"] for f in features) == [
         "Helm configuration of the platform",

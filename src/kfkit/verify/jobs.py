@@ -125,6 +125,20 @@ class JobPlan:
         self.manifest["spec"].setdefault("runPolicy", {})[field_name] = value
 
 
+def unshared(value: Any) -> Any:
+    """A deep copy in which no two places share an object.
+
+    YAML anchors (``template: &pod`` ... ``template: *pod``) load as one object
+    seen from several places, and ``copy.deepcopy`` keeps that sharing; a step
+    that edits one replica type's template must not edit the others' too.
+    """
+    if isinstance(value, dict):
+        return {key: unshared(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unshared(item) for item in value]
+    return copy.copy(value)
+
+
 def plan_job(settings: Settings, manifest: str, trainer: bool = False) -> JobPlan:
     """Load a manifest through the job model and give the job a name unique to this run.
 
@@ -137,7 +151,7 @@ def plan_job(settings: Settings, manifest: str, trainer: bool = False) -> JobPla
     if len(jobs) != 1:
         raise KfkitError(f"{manifest}: expected one job, found {len(jobs)}")
     _job_counter += 1
-    plan = JobPlan(copy.deepcopy(jobs[0].manifest), manifest, trainer)
+    plan = JobPlan(unshared(jobs[0].manifest), manifest, trainer)
     suffix = f"-{settings.run_id}-{_job_counter}"
     plan.manifest["metadata"]["name"] = plan.name[: 40 - len(suffix)].rstrip("-") + suffix
     return plan

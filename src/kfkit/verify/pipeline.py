@@ -9,13 +9,19 @@ and no cluster are needed, and the run's reports are copied to one directory.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
+import re
 import shutil
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TextIO
+
+from rich.text import Text
 
 from kfkit.errors import KfkitError
 from kfkit.report import (
@@ -80,6 +86,34 @@ class LocalRun:
     summary: Summary
 
 
+# kfp.local's lines that say how the run goes; the rest (INFO, streamed task logs) is detail.
+_PROGRESS_LINE = re.compile(r"Executing task|finished with status|Running pipeline")
+
+
+class KfpLog(io.TextIOBase):
+    """Where kfp.local's output goes off a terminal: all of it, uncoloured, to a log
+    file, and only its one-line task progress to ``echo``."""
+
+    def __init__(self, log: TextIO, echo: TextIO) -> None:
+        self.log, self.echo, self._partial = log, echo, ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            plain = Text.from_ansi(line).plain  # kfp.local colours names and statuses
+            self.log.write(plain + "\n")
+            if _PROGRESS_LINE.search(plain):
+                self.echo.write(plain.split(" - INFO - ")[-1].strip() + "\n")
+                self.echo.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self.log.flush()
+
+
 def _latest_run_dir(pipeline_root: Path, before: set[Path]) -> Path:
     runs = [p for p in pipeline_root.glob(f"{PIPELINE_NAME}-*") if p not in before]
     if not runs:
@@ -93,8 +127,13 @@ def run_local(
     groups: list[str] | None = None,
     pipeline_root: Path = Path("reports/pipeline-root"),
     report_dir: Path = Path("reports/pipeline"),
+    log_file: Path | None = None,
 ) -> LocalRun:
-    """Run the pipeline with kfp.local (SubprocessRunner, this interpreter); copy its reports."""
+    """Run the pipeline with kfp.local (SubprocessRunner, this interpreter); copy its reports.
+
+    With ``log_file`` kfp.local's output (hundreds of lines, coloured) goes there
+    and only its task progress lines to stderr, for CI logs and pipes.
+    """
     from kfp import local
 
     module = load_pipeline_module(suite_dir)
@@ -107,14 +146,17 @@ def run_local(
         raise_on_error=True,
     )
     succeeded = True
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), contextlib.ExitStack() as stack:
         # The components name the kit image, which a subprocess run does not use.
         warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+        if log_file is not None:
+            log = stack.enter_context(log_file.open("w", encoding="utf-8"))
+            stack.enter_context(contextlib.redirect_stdout(KfpLog(log, sys.stderr)))
         try:
             module.verify_pipeline(**arguments(tags, "local", suite_dir, groups))
         except RuntimeError as error:
             # kfp.local reports a failed task (check-verdict when a scenario failed) this way.
-            print(f"pipeline failed: {error}")
+            print(f"pipeline failed: {Text.from_ansi(str(error)).plain}", file=sys.stderr)
             succeeded = False
     run_dir = _latest_run_dir(pipeline_root, before)
     merged = run_dir / "merge-reports"

@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -108,6 +108,9 @@ class ReplicaProcess:
     reason: str = ""
     restart_at: float | None = None
     oom_killed: bool = False
+    # Where each run of the replica starts in its log (one per start, restarts append):
+    # what ``kfkit logs --previous`` reads and where it marks a restart.
+    log_starts: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,6 +121,7 @@ class ReplicaProcess:
             "exitCode": self.exit_code,
             "reason": self.reason,
             "pid": self.process.pid if self.process and self.process.poll() is None else None,
+            "logStarts": self.log_starts,
         }
 
 
@@ -161,6 +165,7 @@ class Supervisor:
         log_file = self.job_dir.log_file(rp.replica.key)
         log_file.parent.mkdir(parents=True, exist_ok=True)
         rp.log = log_file.open("ab")
+        rp.log_starts.append(rp.log.tell())
         try:
             rp.process = subprocess.Popen(
                 rp.launch.argv,
