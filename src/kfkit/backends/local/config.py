@@ -10,6 +10,9 @@ Read from ``$KFKIT_HOME/config.yaml`` (or the file named by ``$KFKIT_CONFIG``)::
     secrets: ~/.kfkit/secrets                  # <namespace>/<secret>/<key> files
     configmaps: ~/.kfkit/configmaps            # <namespace>/<configmap>/<key> files
     terminationGracePeriodSeconds: 5           # SIGTERM -> SIGKILL grace, capped
+    enforceRunAs: false                        # as root: refuse, rather than run as root,
+                                               # a replica whose runAsUser cannot reach its
+                                               # interpreter, workingDir or volumes here
 
 Without a config every image runs with kfkit's own interpreter.
 """
@@ -45,6 +48,7 @@ class LocalConfig:
     secrets: Path | None = None
     configmaps: Path | None = None
     grace_seconds: float = 5.0
+    enforce_run_as: bool = False
 
     def image(self, image: str) -> ImageEnvironment:
         for pattern, settings in self.images.items():
@@ -80,6 +84,9 @@ def load_config(home: Path | None = None) -> LocalConfig:
     grace = raw.get("terminationGracePeriodSeconds", 5)
     if not isinstance(grace, int | float) or grace < 0:
         raise KfkitError(f"{config_file}: terminationGracePeriodSeconds: must be >= 0")
+    enforce_run_as = raw.get("enforceRunAs", False)
+    if not isinstance(enforce_run_as, bool):
+        raise KfkitError(f"{config_file}: enforceRunAs: must be true or false")
     poddefaults = _path(raw.get("poddefaults") or os.environ.get("KFKIT_PODDEFAULTS"))
     return LocalConfig(
         home=home,
@@ -88,4 +95,5 @@ def load_config(home: Path | None = None) -> LocalConfig:
         secrets=_path(raw.get("secrets")) or home / "secrets",
         configmaps=_path(raw.get("configmaps")) or home / "configmaps",
         grace_seconds=float(grace),
+        enforce_run_as=enforce_run_as,
     )
