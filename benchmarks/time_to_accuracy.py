@@ -7,15 +7,19 @@ trainers evaluate on the full test set every ``--eval-every-samples`` training
 samples; the JSON written to ``--out`` has, per run:
 
 - ``time_to_target_s``: training time (inside steps; evaluation excluded) until the
-  first evaluation at or past the target (96.62% accuracy; cross-entropy 0.10 for TF),
-- ``wall_to_target_s``: the same in wall time from the first step, evaluations included,
+  first evaluation at or past the run's target (96.62% accuracy; cross-entropy 0.10
+  for TF), ``wall_to_target_s`` the same in wall time from the first step,
+  evaluations included, and ``samples_to_target`` the training samples by then,
+- ``time_to_99_s``, ``wall_to_99_s``, ``samples_to_99``: the same for the second
+  target of every run, 99.0% test accuracy (null when it is not reached),
 - ``final_accuracy`` / ``final_loss`` after the last epoch, ``samples_per_second``,
 - ``launch_overhead_s``: from loading the manifest to the first training step,
 - ``peak_rss_bytes``: the largest replica's peak resident set (PyTorch: all ranks;
   TensorFlow: the chief).
 
-Beside the JSON, ``kfkit.report.benchmark`` draws every run's test accuracy against
-training time (``<out>.png`` and ``<out>.html``).
+Every run gets a fresh ``KFKIT_HOME`` (removed afterwards) unless ``--kfkit-home``
+names one to keep. Beside the JSON, ``kfkit.report.benchmark`` draws every run's test
+accuracy against training time (``<out>.png`` and ``<out>.html``).
 
 Usage (from the repository root)::
 
@@ -28,31 +32,49 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
-import atexit
+import contextlib
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-ACCURACY_TARGET = 0.9662
-LOSS_TARGET = 0.10
+ACCURACY_TARGET = 0.9662  # PyTorch runs' first target
+LOSS_TARGET = 0.10  # TensorFlow runs' first target: validation cross-entropy
+ACCURACY_99 = 0.99  # every run's second target
 
-# name -> (manifest, framework, world size, recipe or strategy)
-RUNS: dict[str, tuple[str, str, int, str]] = {
-    "pytorch-fast-1": ("pytorchjob-mnist-gloo.yaml", "pytorch", 1, "fast"),
-    "pytorch-fast-2": ("pytorchjob-mnist-gloo.yaml", "pytorch", 2, "fast"),
-    "pytorch-classic-1": ("pytorchjob-mnist-gloo.yaml", "pytorch", 1, "classic"),
-    "pytorch-classic-2": ("pytorchjob-mnist-gloo.yaml", "pytorch", 2, "classic"),
-    "tf-multiworker-1": ("tfjob-mnist-multiworker.yaml", "tensorflow", 1, "multiworker"),
-    "tf-multiworker-2": ("tfjob-mnist-multiworker.yaml", "tensorflow", 2, "multiworker"),
-    "tf-ps-2": ("tfjob-mnist-ps.yaml", "tensorflow", 2, "ps"),
+
+@dataclass(frozen=True)
+class Run:
+    """One benchmark configuration: a manifest with its replica count and recipe changed.
+
+    ``flags`` are further trainer flags (set on every replica), ``env`` extra container
+    environment per replica type (``{"Master": {"CUDA_VISIBLE_DEVICES": "0"}}``).
+    """
+
+    manifest: str
+    framework: str
+    world_size: int
+    variant: str
+    flags: dict[str, str] = field(default_factory=dict)
+    env: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+RUNS: dict[str, Run] = {
+    "pytorch-fast-1": Run("pytorchjob-mnist-gloo.yaml", "pytorch", 1, "fast"),
+    "pytorch-fast-2": Run("pytorchjob-mnist-gloo.yaml", "pytorch", 2, "fast"),
+    "pytorch-classic-1": Run("pytorchjob-mnist-gloo.yaml", "pytorch", 1, "classic"),
+    "pytorch-classic-2": Run("pytorchjob-mnist-gloo.yaml", "pytorch", 2, "classic"),
+    "tf-multiworker-1": Run("tfjob-mnist-multiworker.yaml", "tensorflow", 1, "multiworker"),
+    "tf-multiworker-2": Run("tfjob-mnist-multiworker.yaml", "tensorflow", 2, "multiworker"),
+    "tf-ps-2": Run("tfjob-mnist-ps.yaml", "tensorflow", 2, "ps"),
 }
 
 
@@ -67,29 +89,34 @@ def set_flag(command: list[str], flag: str, value: str | None) -> None:
         command.extend([flag] if value is None else [flag, value])
 
 
-def job_manifest(run: str, name: str, epochs: int, eval_every: int) -> dict[str, Any]:
-    """The repository's manifest for ``run`` with only the benchmark's changes."""
-    manifest_file, framework, world_size, variant = RUNS[run]
-    manifest = yaml.safe_load((ROOT / "manifests" / manifest_file).read_text())
+def job_manifest(run: Run, name: str, epochs: int | None, eval_every: int) -> dict[str, Any]:
+    """The repository's manifest for ``run`` with only the benchmark's changes
+    (``epochs`` None keeps the manifest's own)."""
+    manifest = yaml.safe_load((ROOT / "manifests" / run.manifest).read_text())
     manifest["metadata"]["name"] = name
-    if framework == "pytorch":
+    if run.framework == "pytorch":
         specs = manifest["spec"]["pytorchReplicaSpecs"]
-        if world_size == 1:
+        if run.world_size == 1:
             del specs["Worker"]
         else:
-            specs["Worker"]["replicas"] = world_size - 1
-        targets = ["--recipe", variant, "--target-accuracy", str(ACCURACY_TARGET)]
+            specs["Worker"]["replicas"] = run.world_size - 1
+        flags = {"--recipe": run.variant, "--target-accuracy": str(ACCURACY_TARGET)}
     else:
         specs = manifest["spec"]["tfReplicaSpecs"]
-        specs["Worker"]["replicas"] = world_size
-        targets = ["--target-loss", str(LOSS_TARGET)]
-    for spec in specs.values():
-        container = spec["template"]["spec"]["containers"][0]
-        command = container["command"]
-        for flag, value in zip(targets[::2], targets[1::2], strict=True):
-            set_flag(command, flag, value)
-        set_flag(command, "--epochs", str(epochs))
-        set_flag(command, "--eval-every-samples", str(eval_every))
+        specs["Worker"]["replicas"] = run.world_size
+        flags = {"--target-loss": str(LOSS_TARGET)}
+    flags["--eval-every-samples"] = str(eval_every)
+    if epochs is not None:
+        flags["--epochs"] = str(epochs)
+    flags.update(run.flags)
+    for replica_type, spec in specs.items():
+        # The replica types share one pod template (a YAML anchor): give each its own.
+        spec["template"] = template = json.loads(json.dumps(spec["template"]))
+        container = template["spec"]["containers"][0]
+        for flag, value in flags.items():
+            set_flag(container["command"], flag, value)
+        for env_name, env_value in run.env.get(replica_type, {}).items():
+            container.setdefault("env", []).append({"name": env_name, "value": env_value})
     return manifest
 
 
@@ -105,36 +132,100 @@ def metrics_path(manifest: dict[str, Any], home: Path, name: str) -> Path:
     return home / "volumes" / manifest["metadata"].get("namespace", "default") / claim / name
 
 
+def first_eval(
+    evals: list[dict[str, Any]], accuracy: float | None = None, loss: float | None = None
+) -> dict[str, Any] | None:
+    """The first evaluation at or past a target (accuracy at least, or loss at most)."""
+    for entry in evals:
+        if accuracy is not None and entry["accuracy"] >= accuracy:
+            return entry
+        if loss is not None and entry["loss"] <= loss:
+            return entry
+    return None
+
+
+def target_fields(suffix: str, reached: dict[str, Any] | None) -> dict[str, Any]:
+    """``time_to_<suffix>_s``, ``wall_to_<suffix>_s``, ``samples_to_<suffix>``; null when the
+    target was not reached."""
+    return {
+        f"time_to_{suffix}_s": reached["train_seconds"] if reached else None,
+        f"wall_to_{suffix}_s": reached.get("wall_seconds") if reached else None,
+        f"samples_to_{suffix}": reached["samples"] if reached else None,
+    }
+
+
+def summarise(metrics: dict[str, Any], framework: str, started: float) -> dict[str, Any]:
+    """The benchmark's view of one trainer metrics document."""
+    evals = metrics["evals"]
+    if framework == "pytorch":
+        reached = first_eval(evals, accuracy=ACCURACY_TARGET)
+    else:
+        reached = first_eval(evals, loss=LOSS_TARGET)
+    first_step = metrics.get("first_step_time")
+    return {
+        "target": ACCURACY_TARGET if framework == "pytorch" else LOSS_TARGET,
+        **target_fields("target", reached),
+        "target_99": ACCURACY_99,
+        **target_fields("99", first_eval(evals, accuracy=ACCURACY_99)),
+        "final_accuracy": metrics["final_accuracy"],
+        "final_loss": metrics["final_loss"],
+        "epoch_accuracy": [e["accuracy"] for e in metrics["epochs"]],
+        "epoch_loss": [e["test_loss"] for e in metrics["epochs"]],
+        "samples_per_second": metrics["samples_per_second"],
+        "train_seconds": metrics["train_seconds"],
+        "launch_overhead_s": round(first_step - started, 2) if first_step else None,
+        "peak_rss_bytes": metrics["peak_rss_bytes"],
+        "backend": metrics.get("backend"),
+        "threads_per_replica": metrics.get("threads"),
+        "global_batch": metrics.get("global_batch"),
+        "evals": [
+            {k: e.get(k) for k in ("samples", "accuracy", "loss", "train_seconds", "wall_seconds")}
+            for e in evals
+        ],
+    }
+
+
 def run_one(
-    run: str, epochs: int, eval_every: int, timeout: float, home: Path, runtime: str = "process"
+    label: str,
+    run: Run,
+    epochs: int | None,
+    eval_every: int,
+    timeout: float,
+    home: Path,
+    runtime: str = "process",
 ) -> dict[str, Any]:
+    """Submit one configuration to the local backend, wait, and summarise its metrics."""
     from kfkit.backends import get_backend
     from kfkit.jobs.load import load_jobs
 
-    name = f"tta-{run}-{int(time.time())}"
+    name = f"tta-{label}-{int(time.time())}"
+    load_at_start = round(os.getloadavg()[0], 2)
     manifest = job_manifest(run, name, epochs, eval_every)
     if runtime == "container":
         from kfkit.verify import containers
 
         containers.prepare(manifest, home)  # images built, MNIST in the data claim
-    load_at_start = round(os.getloadavg()[0], 2)
+    backend = get_backend("local", runtime=runtime)
     with tempfile.TemporaryDirectory(prefix="kfkit-tta-") as scratch:
         path = Path(scratch) / f"{name}.yaml"
         path.write_text(yaml.safe_dump(manifest, sort_keys=False))
         started = time.time()
         (job,) = load_jobs([str(path)])
-        backend = get_backend("local", runtime=runtime)
         backend.submit(job)
-        record = backend.wait(job.name, job.namespace, timeout=timeout)
+        try:
+            record = backend.wait(job.name, job.namespace, timeout=timeout)
+        finally:
+            backend.stop(job.name, job.namespace)  # no supervisor or replica left behind
     finished = time.time()
     result: dict[str, Any] = {
-        "run": run,
+        "run": label,
         "runtime": runtime,
         "job": name,
-        "framework": RUNS[run][1],
-        "epochs": epochs,
-        "world_size": RUNS[run][2],
-        "variant": RUNS[run][3],
+        "framework": run.framework,
+        "manifest": run.manifest,
+        "world_size": run.world_size,
+        "variant": run.variant,
+        "flags": run.flags,
         "succeeded": record.status.succeeded,
         "job_seconds": round(finished - started, 2),
         "load_average_1m_at_start": load_at_start,
@@ -144,29 +235,45 @@ def run_one(
         result["error"] = f"no metrics at {metrics_file}"
         return result
     metrics = json.loads(metrics_file.read_text())
-    first_step = metrics.get("first_step_time")
-    result.update(
-        {
-            "target": ACCURACY_TARGET if RUNS[run][1] == "pytorch" else LOSS_TARGET,
-            "time_to_target_s": metrics["time_to_target_s"],
-            "wall_to_target_s": metrics["wall_to_target_s"],
-            "final_accuracy": metrics["final_accuracy"],
-            "final_loss": metrics["final_loss"],
-            "epoch_accuracy": [e["accuracy"] for e in metrics["epochs"]],
-            "epoch_loss": [e["test_loss"] for e in metrics["epochs"]],
-            "samples_per_second": metrics["samples_per_second"],
-            "train_seconds": metrics["train_seconds"],
-            "launch_overhead_s": round(first_step - started, 2) if first_step else None,
-            "peak_rss_bytes": metrics["peak_rss_bytes"],
-            "threads_per_replica": metrics.get("threads"),
-            "global_batch": metrics.get("global_batch"),
-            "evals": [
-                {k: e[k] for k in ("samples", "accuracy", "loss", "train_seconds")}
-                for e in metrics["evals"]
-            ],
-        }
-    )
+    result["epochs"] = len(metrics["epochs"])
+    result.update(summarise(metrics, run.framework, started))
     return result
+
+
+@contextlib.contextmanager
+def kfkit_home(keep: Path | None) -> Iterator[Path]:
+    """``KFKIT_HOME`` for the runs: ``keep`` as given, else a fresh directory removed after.
+
+    The fresh one lies under ``$KFKIT_CACHE`` (default ``.cache`` in the checkout), not
+    under /tmp: the manifests mount an emptyDir at /tmp, and the claims' local
+    directories must not be inside a mount point the process runtime rewrites.
+    """
+    previous = os.environ.get("KFKIT_HOME")
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        home_context: contextlib.AbstractContextManager[str] = contextlib.nullcontext(str(keep))
+    else:
+        cache = Path(os.environ.get("KFKIT_CACHE") or ROOT / ".cache")
+        cache.mkdir(parents=True, exist_ok=True)
+        home_context = tempfile.TemporaryDirectory(prefix="kfkit-home-", dir=cache)
+    with home_context as home:
+        os.environ["KFKIT_HOME"] = home
+        try:
+            yield Path(home)
+        finally:
+            if previous is None:
+                os.environ.pop("KFKIT_HOME", None)
+            else:
+                os.environ["KFKIT_HOME"] = previous
+
+
+def target_legend() -> dict[str, float]:
+    """The targets behind ``*_to_target_*`` (by framework) and ``*_to_99_*`` (every run)."""
+    return {
+        "pytorch_accuracy": ACCURACY_TARGET,
+        "tensorflow_loss": LOSS_TARGET,
+        "accuracy_99": ACCURACY_99,
+    }
 
 
 def runtime_comparison(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -189,10 +296,16 @@ def runtime_comparison(results: list[dict[str, Any]]) -> dict[str, Any]:
     return comparison
 
 
+def machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", nargs="+", choices=sorted(RUNS), default=list(RUNS))
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="epochs of every run but classic (the manifest's)"
+    )
     parser.add_argument(
         "--classic-epochs",
         type=int,
@@ -210,24 +323,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "time_to_accuracy.json")
     parser.add_argument(
-        "--kfkit-home", type=Path, default=None, help="local backend state (default: a fresh one)"
+        "--kfkit-home", type=Path, default=None, help="local backend state to keep (default: none)"
     )
     args = parser.parse_args(argv)
-    home = args.kfkit_home or Path(tempfile.mkdtemp(prefix="kfkit-home-"))
-    if args.kfkit_home is None:
-        # A fresh home (with its copy of MNIST in the data volume) goes with the run;
-        # the results file keeps everything measured.
-        atexit.register(shutil.rmtree, home, True)
-    os.environ["KFKIT_HOME"] = str(home)
 
     results = []
-    for run in args.runs:
-        for runtime in args.runtime:
-            print(f"== {run} ({runtime} runtime)", flush=True)
-            epochs = args.classic_epochs if RUNS[run][3] == "classic" else args.epochs
-            result = run_one(run, epochs, args.eval_every_samples, args.timeout, home, runtime)
-            print(json.dumps({k: v for k, v in result.items() if k != "evals"}), flush=True)
-            results.append(result)
+    with kfkit_home(args.kfkit_home) as home:
+        for label in args.runs:
+            for runtime in args.runtime:
+                print(f"== {label} ({runtime} runtime)", flush=True)
+                run = RUNS[label]
+                epochs = args.classic_epochs if run.variant == "classic" else args.epochs
+                result = run_one(
+                    label, run, epochs, args.eval_every_samples, args.timeout, home, runtime
+                )
+                print(json.dumps({k: v for k, v in result.items() if k != "evals"}), flush=True)
+                results.append(result)
 
     by_run = {r["run"]: r for r in results if r["runtime"] == args.runtime[0]}
     summary: dict[str, Any] = {}
@@ -241,14 +352,14 @@ def main(argv: list[str] | None = None) -> int:
         summary["fast_world_size_2_over_1"] = round(
             fast["time_to_target_s"] / fast1["time_to_target_s"], 2
         )
-    summary.update(runtime_comparison(results))
     document = {
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)},
+        "machine": machine(),
         "epochs": args.epochs,
         "classic_epochs": args.classic_epochs,
         "eval_every_samples": args.eval_every_samples,
-        "summary": summary,
+        "targets": target_legend(),
+        "summary": {**summary, **runtime_comparison(results)},
         "runs": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

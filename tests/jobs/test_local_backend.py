@@ -388,7 +388,8 @@ def test_ctrl_c_leaves_no_process_behind(kfkit_home, write_manifest, free_port) 
         except Exception:
             pids = []
     assert len(pids) == 3
-    supervisor = backend._dir("sleepy", "default").supervisor_pid()
+    supervisor_file = backend._dir("sleepy", "default").supervisor_file
+    supervisor = json.loads(supervisor_file.read_text())["supervisor"]["pid"]
     cli.send_signal(signal.SIGINT)
     assert cli.wait(timeout=60) == 130
     time.sleep(0.3)

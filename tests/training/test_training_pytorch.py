@@ -67,9 +67,9 @@ def test_recipes() -> None:
 
     fast = RECIPES["fast"]()
     small = fast.model()
-    assert (
-        sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in net.parameters()) / 10
-    )
+    assert [m.out_channels for m in (small.conv1, small.conv2)] == [16, 32]
+    assert small.fc1.out_features == 128 and fast.batch_size == 64
+    assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in net.parameters()) / 2
     lr1 = fast.optimizer(small.parameters(), world_size=1).defaults["lr"]
     lr4 = fast.optimizer(small.parameters(), world_size=4).defaults["lr"]
     assert lr4 == pytest.approx(2 * lr1)  # square-root scaling with the global batch
@@ -89,6 +89,38 @@ def test_metrics_time_to_target() -> None:
     metrics.log_eval(30, 1, 1920, 0.97, 0.1)
     assert metrics.time_to_target_s == first  # the first time counts
     assert metrics.document()["final_accuracy"] == 0.97
+
+
+def test_checkpoint_of_another_net_is_one_line_exit_2(tmp_path: Path) -> None:
+    """A checkpoint whose weights do not fit the recipe's net (an earlier version of it)
+    is named in one line, exit status 2, not a traceback."""
+    import torch
+
+    (tmp_path / "ckpt").mkdir()
+    state = {"finished": False, "recipe": "fast", "step": 5, "metrics": {}}
+    state["model"] = {"fc.weight": torch.zeros(10, 1568), "fc.bias": torch.zeros(10)}
+    state["optimizer"] = {"state": {}, "param_groups": []}
+    torch.save(state, tmp_path / "ckpt" / "checkpoint.pt")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("WORLD_SIZE", None)
+    flags = [
+        "--train-limit",
+        "500",
+        "--test-limit",
+        "100",
+        "--checkpoint-dir",
+        str(tmp_path / "ckpt"),
+    ]
+    result = subprocess.run(
+        [*TRAINER, *flags],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "checkpoint.pt: does not fit the model of recipe 'fast'" in result.stderr
 
 
 def test_bad_flags_exit_2() -> None:
@@ -133,7 +165,7 @@ def test_two_process_gloo_reports_the_global_accuracy(tmp_path: Path) -> None:
     assert re.search(r"Train Epoch: 1 \[\d+/3000 \(\d+%\)\] loss=[0-9.]+", outputs[0])
 
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["world_size"] == 2 and metrics["global_batch"] == 256
+    assert metrics["world_size"] == 2 and metrics["global_batch"] == 128
     assert metrics["steps"] and metrics["epochs"][0]["accuracy"] == float(accuracies[0][-1])
 
     state = torch.load(tmp_path / "ckpt" / "checkpoint.pt", weights_only=True)

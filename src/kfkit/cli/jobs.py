@@ -101,6 +101,8 @@ def _select(backend: Backend, args: argparse.Namespace, wanted: list[Target]) ->
                 for r in backend.list(namespace)
                 if target.kind is None or r.job.kind == target.kind
             ]
+            for line in getattr(backend, "unreadable", []):  # jobs whose state cannot be read
+                output.note(line)
         else:
             namespace_of = target.namespace or _namespace(args)
             found.append(backend.get(target.name, namespace_of, target.kind))
@@ -396,6 +398,12 @@ def cmd_delete(args: argparse.Namespace) -> int:
         except NotFoundError:
             if not args.ignore_not_found:
                 raise
+        except KfkitError:
+            if target.name is None:
+                raise
+            # A job whose state cannot be read back (a corrupt file) can always be deleted.
+            backend.delete(target.name, target.namespace or _namespace(args), target.kind)
+            output.result(f"{(target.kind or 'job').lower()}/{target.name} deleted")
     for record in records:
         backend.delete(record.job.name, record.job.namespace, record.job.kind)
         output.result(f"{output.resource_name(record)} deleted")

@@ -30,6 +30,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from kfkit.backends.local.processes import POD_MARK
 from kfkit.containers.podman import environment
 
 _PR_SET_PDEATHSIG = 1
@@ -88,16 +89,39 @@ class PodRun:
             with contextlib.suppress(OSError):
                 path.chmod(0o777)
 
+    def cleanup_env(self) -> dict[str, str]:
+        """podman's environment without the replica's mark: what cleans up must outlive
+        the replica's processes, which the supervisor kills by that mark."""
+        env = environment()
+        env.pop(POD_MARK, None)
+        return env
+
+    def start_reaper(self) -> None:
+        """A detached watcher that removes the pod and network once this process is gone,
+        however it goes (SIGKILL included)."""
+        script = (
+            'while kill -0 "$1" 2>/dev/null; do sleep 1; done; '
+            'podman pod rm -f -t 0 "$2" >/dev/null 2>&1; podman network rm "$3" >/dev/null 2>&1'
+        )
+        subprocess.Popen(
+            ["sh", "-c", script, "sh", str(os.getpid()), self.name, self.pod["network"]],
+            env=self.cleanup_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
     def remove(self) -> None:
         """Remove the pod, then the network unless another pod of the job still uses it.
 
-        The removal runs in a session of its own, so it finishes even if this process is
-        killed meanwhile (the supervisor's SIGKILL after the grace period).
+        The removal runs in a session of its own, unmarked, so it finishes even if this
+        process is killed meanwhile (the supervisor's SIGKILL after the grace period).
         """
         script = 'podman pod rm -f -t 0 "$1" >/dev/null; podman network rm "$2" >/dev/null 2>&1'
         cleanup = subprocess.Popen(
             ["sh", "-c", script, "sh", self.name, self.pod["network"]],
-            env=environment(),
+            env=self.cleanup_env(),
             stdin=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
@@ -146,6 +170,7 @@ class PodRun:
         return code
 
     def run(self) -> int:
+        self.start_reaper()
         self.create()
         with tempfile.TemporaryDirectory(dir=self.workdir, prefix=".pod-") as tmp:
             for container in self.pod["init_containers"]:

@@ -11,9 +11,9 @@ Two recipes:
 - ``classic``: the classic PyTorch MNIST example, our baseline (two 5x5 conv
   layers with 20 and 50 channels, max-pooling, FC 500; SGD lr 0.01 momentum 0.5,
   batch 64 per replica).
-- ``fast``: tuned for time-to-accuracy on CPU replicas (a smaller net, a larger
-  batch, Adam with the learning rate scaled to the global batch, warm-up then
-  linear decay). docs/benchmarks.md has the measurements behind it.
+- ``fast``: tuned for time to accuracy on CPU replicas and for 99% within two
+  epochs (a net with narrow convolutions, Adam with the learning rate scaled to the
+  global batch, warm-up then linear decay). docs/benchmarks.md has the search.
 
 Output that Katib's stdout collector and the report understand::
 
@@ -67,25 +67,30 @@ class ClassicNet(nn.Module):
 
 
 class FastNet(nn.Module):
-    """A small net that learns fast on CPU: two narrow 3x3 conv blocks with batch norm.
+    """A small net that learns fast on CPU: two narrow 3x3 conv blocks with batch norm and a
+    hidden FC layer of 128 units.
 
-    About a third of the classic net's multiply-adds and a tenth of its
-    parameters (so all-reduce is cheap too); batch norm lets it take the large
-    learning rate that the larger global batch needs.
+    The convolutions are where a CPU spends its time; keeping them at 16 and 32 channels
+    keeps a step cheap (about a third of the classic net's multiply-adds), batch norm
+    lets it take a large learning rate, and the hidden layer adds the capacity that takes
+    it past 99% within two epochs for a few percent more time per step
+    (docs/benchmarks.md has the search).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, hidden: int = 128) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(1, 16, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
         self.conv2 = nn.Conv2d(16, 32, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(32)
-        self.fc = nn.Linear(7 * 7 * 32, 10)
+        self.fc1 = nn.Linear(7 * 7 * 32, hidden)
+        self.fc2 = nn.Linear(hidden, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
         x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)
-        return F.log_softmax(self.fc(x.flatten(1)), dim=1)
+        x = F.relu(self.fc1(x.flatten(1)))
+        return F.log_softmax(self.fc2(x), dim=1)
 
 
 # --- recipes ------------------------------------------------------------------------------------
@@ -123,16 +128,20 @@ class Classic(Recipe):
 
 
 class Fast(Recipe):
-    """Adam, batch 128 per replica, lr 3.5e-3 per 128 samples of global batch (square-root
-    scaled: Adam's step size does not grow linearly with the batch), 30-step warm-up, then
-    linear decay to 5% by the end of the run."""
+    """Adam, batch 64 per replica, lr 5e-3 at a global batch of 128 (square-root scaled:
+    Adam's step size does not grow linearly with the batch), 30-step warm-up, then linear
+    decay to 5% by the end of the run.
 
-    BASE_LR = 3.5e-3
+    64 per replica rather than 128: twice the updates for the same samples, which a net
+    this small turns into accuracy (the time to 96.62% and the final accuracy both gain)
+    at a few percent more time per sample."""
+
+    BASE_LR = 5e-3
     BASE_BATCH = 128
     WARMUP_STEPS = 30
 
     def __init__(self) -> None:
-        super().__init__("fast", batch_size=128)
+        super().__init__("fast", batch_size=64)
 
     def model(self) -> nn.Module:
         return FastNet()
@@ -346,8 +355,14 @@ def main(argv: list[str] | None = None) -> int:
             raise KfkitError(
                 f"{checkpoints.path}: written by recipe {state['recipe']!r}, not {recipe.name!r}"
             )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError) as error:  # another version of the recipe's net
+            raise KfkitError(
+                f"{checkpoints.path}: does not fit the model of recipe {recipe.name!r} "
+                "(written by another version of it); remove it to start afresh"
+            ) from error
         step = int(state["step"])
         metrics.restore(state["metrics"], step)
         log.info(f"Resumed from checkpoint {checkpoints.path} at step {step}")

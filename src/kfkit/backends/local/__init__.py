@@ -12,24 +12,37 @@ from __future__ import annotations
 import builtins
 import contextlib
 import itertools
+import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
-import psutil
-
-from kfkit.backends.base import CREATED, FAILED, JobRecord, JobStatus, now_rfc3339
+from kfkit.backends.base import CREATED, JobRecord, JobStatus, now_rfc3339
+from kfkit.backends.local import processes
 from kfkit.backends.local.config import RUNTIMES, LocalConfig, load_config
 from kfkit.backends.local.launch import ReplicaLaunch, operator_labels, plan_job, release_ports
+from kfkit.backends.local.lock import JobLock, is_held
 from kfkit.backends.local.pods import plan_job_pods
-from kfkit.backends.local.state import JobDir, all_job_dirs, read_json
-from kfkit.backends.local.supervisor import add_event, killed_by_user, set_condition
+from kfkit.backends.local.state import (
+    CorruptStateError,
+    JobDir,
+    StateError,
+    all_job_dirs,
+    read_json,
+)
+from kfkit.backends.local.supervisor import (
+    add_event,
+    killed_by_user,
+    record_failure,
+    replicas_lost,
+    set_condition,
+)
 from kfkit.containers.podman import podman
 from kfkit.errors import (
     AlreadyExistsError,
@@ -42,6 +55,8 @@ from kfkit.jobs.load import load_manifest
 from kfkit.jobs.model import Job, Replica
 
 POLL_SECONDS = 0.2
+LOCK_WAIT_SECONDS = 2.0  # a reader may hold the lock for a moment; a supervisor holds it for good
+_jobs: dict[Path, tuple[tuple[int, int, int], Job]] = {}  # job.yaml already read and checked
 # One machine: more processes than this is a typo (replicas: 1000), not a job to run.
 MAX_REPLICAS = 128
 # What a merge patch may change on a submitted local job: the supervisor runs the spec it
@@ -85,6 +100,8 @@ class LocalBackend:
         if poddefaults is not None:
             self.config.poddefaults = Path(poddefaults)
         self.workdir = workdir or os.getcwd()
+        # One line per job that ``list`` had to leave out because its state is unreadable.
+        self.unreadable: builtins.list[str] = []
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -95,45 +112,75 @@ class LocalBackend:
         job_dir = self._dir(name, namespace)
         if not job_dir.exists():
             raise NotFoundError(f"job {namespace}/{name} not found")
-        if kind and job_dir.read_manifest().get("kind") != kind:
+        if kind and self._job(job_dir).kind != kind:
             raise NotFoundError(f"{kind} {namespace}/{name} not found")
         return job_dir
 
+    @staticmethod
+    def _job(job_dir: JobDir) -> Job:
+        """The job stored in ``job.yaml``, checked again as on submission (cached by stat)."""
+        try:
+            info = job_dir.manifest_file.stat()
+        except FileNotFoundError:
+            if is_held(job_dir.lock_file):  # `kfkit run` is writing it right now
+                raise NotFoundError(f"job {job_dir.namespace}/{job_dir.name} not found") from None
+            raise CorruptStateError(
+                f"{job_dir.manifest_file}: is missing; `kfkit delete job` removes the job"
+            ) from None
+        signature = (info.st_ino, info.st_size, info.st_mtime_ns)
+        cached = _jobs.get(job_dir.manifest_file)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        source = str(job_dir.manifest_file)
+        try:
+            job = load_manifest(job_dir.read_manifest(), source=source)
+        except CorruptStateError:
+            raise
+        except KfkitError as error:
+            raise CorruptStateError(f"{source}: is corrupt ({error.lines()[0]})") from None
+        _jobs[job_dir.manifest_file] = (signature, job)
+        return job
+
     def _record(self, job_dir: JobDir) -> JobRecord:
-        job = Job(manifest=job_dir.read_manifest(), source=str(job_dir.manifest_file))
+        job = self._job(job_dir)
         status = JobStatus(read_json(job_dir.status_file, {}))
-        record = JobRecord(
+        if not status.finished and not is_held(job_dir.lock_file):
+            status = self._supervisor_gone(job_dir, job) or status
+        return JobRecord(
             job=job,
             status=status,
             replicas=read_json(job_dir.replicas_file, {}),
-            events=read_json(job_dir.path / "events.json", []),
+            events=read_json(job_dir.events_file, []),
         )
-        if not status.finished and not self._supervisor_alive(job_dir):
-            # The supervisor died without finishing the job (machine reboot, kill -9).
-            status = JobStatus(read_json(job_dir.status_file, {}))  # it may just have finished
-            if not status.finished:
-                set_condition(status.raw, job.kind, FAILED, "the local supervisor is gone")
-                job_dir.write_json(job_dir.status_file, status.raw)
-                record.status = status
-        return record
+
+    def _supervisor_gone(self, job_dir: JobDir, job: Job) -> JobStatus | None:
+        """No process holds the job's lock, yet the job never finished (a reboot, say)."""
+        with JobLock(job_dir.lock_file) as lock:
+            if not lock.acquire():
+                return None  # being started or run right now
+            status = JobStatus(read_json(job_dir.status_file, {}))
+            if status.finished or not job_dir.launch_file.exists():
+                return status
+            self._kill_leftovers(job_dir)
+            message = "the local supervisor is gone (no process holds the job's lock)"
+            record_failure(job_dir, message, reason="LocalSupervisorGone")
+            replicas_lost(job_dir, "its supervisor is gone")
+            return JobStatus(read_json(job_dir.status_file, {}))
 
     @staticmethod
     def _supervisor_alive(job_dir: JobDir) -> bool:
-        pid = job_dir.supervisor_pid()
-        if pid is None:
-            return False
-        try:
-            return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
-        except psutil.Error:
-            return False
+        return is_held(job_dir.lock_file)
 
     # --- the Backend verbs -------------------------------------------------------------
 
-    def _admit(self, job: Job) -> tuple[dict[str, ReplicaLaunch], list[str]]:
+    def _admit(
+        self, job: Job, locked: bool = False
+    ) -> tuple[dict[str, ReplicaLaunch], builtins.list[str]]:
         """Everything that decides whether ``job`` can run here; nothing is written.
 
         ``kfkit validate``, ``preflight`` and ``submit`` all come here, so whatever
-        would stop a job from starting is reported before any job starts.
+        would stop a job from starting is reported before any job starts. ``submit``
+        calls it holding the job's lock (``locked``), so no other run can start meanwhile.
         """
         if job.total_replicas > MAX_REPLICAS:
             raise KfkitError(
@@ -141,16 +188,21 @@ class LocalBackend:
                 f"backend runs at most {MAX_REPLICAS} processes per job"
             )
         job_dir = self._dir(job.name, job.namespace)
-        if job_dir.exists():
-            previous = self._record(job_dir)
-            if not previous.status.finished or self._supervisor_alive(job_dir):
-                raise KfkitError(
-                    f"{job.source}: metadata.name: {job.describe()} is already running; "
-                    f"`kfkit delete job {job.name}` first"
-                )
-        if self.config.runtime == "container":
-            return plan_job_pods(job, self.config, job_dir), []
-        return plan_job(job, self.config, job_dir, self.workdir)
+        if not locked and is_held(job_dir.lock_file):
+            raise self._already_running(job)
+        try:
+            if self.config.runtime == "container":
+                return plan_job_pods(job, self.config, job_dir), []
+            return plan_job(job, self.config, job_dir, self.workdir)
+        except OSError as error:  # port reservations on a full or read-only disk
+            raise _not_created(job, error, job_dir) from None
+
+    @staticmethod
+    def _already_running(job: Job) -> KfkitError:
+        return AlreadyExistsError(
+            f"{job.source}: metadata.name: {job.describe()} already exists and is running; "
+            f"`kfkit delete job {job.name} -n {job.namespace}` first"
+        )
 
     def preflight(self, jobs: builtins.list[Job]) -> None:
         """Admit every job or none: raise one ``KfkitError`` listing every problem."""
@@ -170,25 +222,84 @@ class LocalBackend:
         """Start ``job``; a job of the same name is refused, as the API server does,
         unless ``replace`` is set and that job has finished (its state then goes)."""
         job_dir = self._dir(job.name, job.namespace)
-        if job_dir.exists() and not replace:
-            previous = self._record(job_dir)
-            if previous.status.finished and not self._supervisor_alive(job_dir):
+        fresh = not job_dir.exists()
+        lock = JobLock(job_dir.lock_file)
+        if not lock.acquire(timeout=LOCK_WAIT_SECONDS):
+            raise self._already_running(job)
+        cleared = False
+        try:
+            if not fresh and not replace and job_dir.manifest_file.exists():
+                previous = self._record(job_dir)
                 raise AlreadyExistsError(
                     f"{job.source}: metadata.name: {job.describe()} already exists "
                     f"({previous.status.phase}); `kfkit delete job {job.name}` first, "
                     "or run with --replace"
                 )
-        launches, notes = self._admit(job)  # refuses one that is still running
-        if job_dir.exists():
-            shutil.rmtree(job_dir.path)  # a finished run of the same job, replaced
-        job_dir.path.mkdir(parents=True, exist_ok=True)
+            # Planned under the lock: a running job of the same name keeps its ports.
+            launches, notes = self._admit(job, locked=True)
+            uid = str(uuid.uuid4())
+            job_dir.clear(keep=(job_dir.lock_file.name,))  # a finished run of the same job
+            cleared = True
+            _jobs.pop(job_dir.manifest_file, None)
+            self._write_new_job(job, job_dir, uid, launches, notes, self.workdir)
+            with (job_dir.path / "supervisor.log").open("ab") as log:
+                assert lock.fd is not None
+                guardian = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "kfkit.backends.local.supervisor",
+                        str(job_dir.path),
+                        "--lock-fd",
+                        str(lock.fd),
+                        "--uid",
+                        uid,
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    pass_fds=(lock.fd,),
+                )
+            # So that `kfkit delete` can stop the job at once; the guardian writes the full
+            # record itself (with the supervisor it forks) unless it already has.
+            with contextlib.suppress(OSError):  # best effort: it exists, or the disk is full
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                descriptor = os.open(job_dir.supervisor_file, flags, 0o600)
+                with os.fdopen(descriptor, "w") as out:
+                    json.dump({"guardian": processes.identity(guardian.pid)}, out)
+        except BaseException as error:
+            # Nothing half-made is left: a new job's directory goes; a finished job that was
+            # to be replaced stays as it was unless its state was already cleared.
+            if fresh:
+                job_dir.remove()
+            elif cleared:
+                job_dir.clear(keep=(job_dir.lock_file.name,))
+            if isinstance(error, OSError):  # a full or read-only disk: the user's to fix
+                raise _not_created(job, error, job_dir) from None
+            raise
+        finally:
+            lock.release()  # the supervisor holds it from here on
+        return self._record(job_dir)
+
+    @staticmethod
+    def _write_new_job(
+        job: Job,
+        job_dir: JobDir,
+        uid: str,
+        launches: dict[str, Any],
+        notes: builtins.list[str],
+        workdir: str,
+    ) -> None:
         job_dir.logs.mkdir(exist_ok=True)
+        job_dir.reserve_space()
         job_dir.write_manifest(job.manifest)
         job_dir.write_json(
             job_dir.launch_file,
             {
                 "source": job.source,
-                "workdir": self.workdir,
+                "workdir": workdir,
+                "uid": uid,
                 "replicas": {key: launch.to_dict() for key, launch in launches.items()},
             },
         )
@@ -197,25 +308,21 @@ class LocalBackend:
         job_dir.write_json(job_dir.status_file, status)
         add_event(job_dir, "Normal", f"{job.kind}Created", f"{job.kind} {job.name} is created.")
         for note in notes:
-            add_event(job_dir, "Normal", "LocalPort", note)
-        with (job_dir.path / "supervisor.log").open("ab") as log:
-            supervisor = subprocess.Popen(
-                [sys.executable, "-m", "kfkit.backends.local.supervisor", str(job_dir.path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
-        # Written here, not by the supervisor, so the job is never seen without one.
-        job_dir.pid_file.write_text(str(supervisor.pid))
-        return self._record(job_dir)
+            add_event(job_dir, "Normal", "LocalBackend", note)
 
     def get(self, name: str, namespace: str = "default", kind: str | None = None) -> JobRecord:
         return self._record(self._existing(name, namespace, kind))
 
     def list(self, namespace: str | None = None) -> list[JobRecord]:
-        return [self._record(job_dir) for job_dir in all_job_dirs(self.config.home, namespace)]
+        """Every readable job; one line per unreadable one goes to ``self.unreadable``."""
+        records, self.unreadable = [], []
+        for job_dir in all_job_dirs(self.config.home, namespace):
+            try:
+                records.append(self._record(job_dir))
+            except StateError as error:
+                if job_dir.manifest_file.exists() or not is_held(job_dir.lock_file):
+                    self.unreadable.append(error.message)  # else: being created right now
+        return records
 
     def wait(
         self,
@@ -266,7 +373,7 @@ class LocalBackend:
                 "(replicas write straight to their log file); they work with --backend kubernetes"
             )
         job_dir = self._existing(name, namespace, kind)
-        job = Job(manifest=job_dir.read_manifest(), source=str(job_dir.manifest_file))
+        job = self._job(job_dir)
         keys = [r.key for r in job.replicas]
         if replica is not None:
             if replica not in keys:
@@ -328,25 +435,44 @@ class LocalBackend:
 
     def stop(self, name: str, namespace: str = "default", timeout: float = 60.0) -> None:
         """Stop every replica of a running job, keeping its state and logs."""
-        job_dir = self._existing(name, namespace)
-        pid = job_dir.supervisor_pid()
-        if pid is not None and self._supervisor_alive(job_dir):
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while self._supervisor_alive(job_dir) and time.monotonic() < deadline:
+        self._stop(self._existing(name, namespace), timeout)
+
+    def _stop(self, job_dir: JobDir, timeout: float = 60.0) -> None:
+        """SIGTERM the supervisor (it stops the replicas), SIGKILL it after ``timeout``."""
+        try:
+            info = read_json(job_dir.supervisor_file, {})
+        except CorruptStateError:
+            info = {}
+        # Only processes whose start time matches what was recorded: never a reused pid.
+        guardian, supervisor = (
+            processes.find(info.get("guardian")),
+            processes.find(info.get("supervisor")),
+        )
+        deadline = time.monotonic() + timeout
+        if is_held(job_dir.lock_file):
+            for process in (guardian or supervisor,):
+                if process is not None:
+                    with contextlib.suppress(Exception):
+                        process.send_signal(signal.SIGTERM)
+            while is_held(job_dir.lock_file) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if self._supervisor_alive(job_dir):
-                os.kill(pid, signal.SIGKILL)
+        for process in (guardian, supervisor):
+            if process is not None and process.is_running():
+                with contextlib.suppress(Exception):
+                    process.kill()
         self._kill_leftovers(job_dir)
 
     @staticmethod
     def _kill_leftovers(job_dir: JobDir) -> None:
-        """Last resort: kill replica process groups the supervisor left (it was killed)."""
-        for state in read_json(job_dir.replicas_file, {}).values():
-            pid = state.get("pid")
-            if pid:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, signal.SIGKILL)
+        """Kill every process of the job's replicas that is still alive (by mark and pid)."""
+        uid: Any = None
+        with contextlib.suppress(CorruptStateError):
+            uid = read_json(job_dir.launch_file, {}).get("uid")
+        with contextlib.suppress(CorruptStateError, AttributeError):
+            for state in read_json(job_dir.replicas_file, {}).values():
+                processes.kill_tree(processes.find(state), None)
+        if isinstance(uid, str) and uid:
+            processes.kill_tree(None, f"{uid}/")
 
     def kill_replica(self, name: str, replica: str, namespace: str = "default") -> None:
         record = self.get(name, namespace)
@@ -356,7 +482,8 @@ class LocalBackend:
                 f"replica {replica!r} not found in {record.job.describe()} "
                 f"({', '.join(record.replicas)})"
             )
-        if not state.get("pid"):
+        process = processes.find(state)
+        if process is None:
             raise KfkitError(f"{record.job.describe()}: {replica} is not running")
         job_dir = self._dir(name, namespace)
         pod = (read_json(job_dir.launch_file, {}).get("replicas", {}).get(replica) or {}).get("pod")
@@ -366,8 +493,7 @@ class LocalBackend:
             container = f"{pod['name']}-{pod['main']}"
             podman(["kill", "--signal", "KILL", container], check=False)
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(int(state["pid"]), signal.SIGKILL)
+        processes.signal_group(process.pid, signal.SIGKILL)
 
     def update(self, name: str, namespace: str, kind: str, patch: dict[str, Any]) -> JobRecord:
         """Merge ``patch`` into the job's labels and annotations; refuse any other change."""
@@ -416,9 +542,27 @@ class LocalBackend:
         return pods
 
     def delete(self, name: str, namespace: str = "default", kind: str | None = None) -> None:
-        job_dir = self._existing(name, namespace, kind)
-        self.stop(name, namespace)
-        shutil.rmtree(job_dir.path, ignore_errors=True)
+        """Stop and remove a job, whatever state its files are in."""
+        job_dir = self._dir(name, namespace)
+        if not job_dir.exists():
+            raise NotFoundError(f"job {namespace}/{name} not found")
+        if kind:
+            with contextlib.suppress(StateError):  # an unreadable job is deleted all the same
+                self._existing(name, namespace, kind)
+        self._stop(job_dir)
+        with JobLock(job_dir.lock_file) as lock:
+            if not lock.acquire(timeout=10.0):
+                raise KfkitError(f"job {namespace}/{name}: its supervisor did not stop; try again")
+            self._kill_leftovers(job_dir)
+            _jobs.pop(job_dir.manifest_file, None)
+            job_dir.remove()
+
+
+def _not_created(job: Job, error: OSError, job_dir: JobDir) -> KfkitError:
+    where = error.filename or job_dir.path
+    return KfkitError(
+        f"{job.source}: {job.describe()} not created: cannot write {where}: {error.strerror}"
+    )
 
 
 def restart_separator(key: str, run: int) -> str:

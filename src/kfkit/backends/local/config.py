@@ -10,6 +10,9 @@ Read from ``$KFKIT_HOME/config.yaml`` (or the file named by ``$KFKIT_CONFIG``)::
     secrets: ~/.kfkit/secrets                  # <namespace>/<secret>/<key> files
     configmaps: ~/.kfkit/configmaps            # <namespace>/<configmap>/<key> files
     terminationGracePeriodSeconds: 5           # SIGTERM -> SIGKILL grace, capped
+    enforceRunAs: false                        # as root: refuse, rather than run as root,
+                                               # a replica whose runAsUser cannot reach its
+                                               # interpreter, workingDir or volumes here
     runtime: process                           # or container (podman); KFKIT_RUNTIME wins
 
 Without a config every image runs with kfkit's own interpreter.
@@ -49,6 +52,7 @@ class LocalConfig:
     secrets: Path | None = None
     configmaps: Path | None = None
     grace_seconds: float = 5.0
+    enforce_run_as: bool = False
     runtime: str = "process"
 
     def image(self, image: str) -> ImageEnvironment:
@@ -85,6 +89,9 @@ def load_config(home: Path | None = None) -> LocalConfig:
     grace = raw.get("terminationGracePeriodSeconds", 5)
     if not isinstance(grace, int | float) or grace < 0:
         raise KfkitError(f"{config_file}: terminationGracePeriodSeconds: must be >= 0")
+    enforce_run_as = raw.get("enforceRunAs", False)
+    if not isinstance(enforce_run_as, bool):
+        raise KfkitError(f"{config_file}: enforceRunAs: must be true or false")
     runtime = os.environ.get("KFKIT_RUNTIME") or raw.get("runtime") or "process"
     if runtime not in RUNTIMES:
         where = "KFKIT_RUNTIME" if os.environ.get("KFKIT_RUNTIME") else f"{config_file}: runtime"
@@ -97,5 +104,6 @@ def load_config(home: Path | None = None) -> LocalConfig:
         secrets=_path(raw.get("secrets")) or home / "secrets",
         configmaps=_path(raw.get("configmaps")) or home / "configmaps",
         grace_seconds=float(grace),
+        enforce_run_as=enforce_run_as,
         runtime=str(runtime),
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
+import pwd
 import re
 import shutil
 import socket
@@ -21,7 +22,8 @@ from typing import Any
 
 from kfkit.backends.local.config import ImageEnvironment, LocalConfig
 from kfkit.backends.local.ports import PortReservations
-from kfkit.backends.local.state import JobDir
+from kfkit.backends.local.security import RunAs, can_reach, resolve_run_as
+from kfkit.backends.local.state import JobDir, StateError, contained, contained_subpath
 from kfkit.errors import ValidationError
 from kfkit.jobs import names
 from kfkit.jobs.environment import Network, container_port, operator_env
@@ -59,6 +61,20 @@ class ReplicaLaunch:
     secret_env: list[str] = field(default_factory=list)
     # argv with every secret-sourced value replaced by REDACTED: what messages quote.
     display_argv: list[str] = field(default_factory=list)
+    # Of ``directories``: the emptyDirs (mode 0777) and those handed to the fsGroup.
+    empty_dirs: list[str] = field(default_factory=list)
+    fs_group_dirs: list[str] = field(default_factory=list)
+    # [path, type] of every hostPath volume, checked again when the replica starts.
+    host_paths: list[list[str]] = field(default_factory=list)
+    # Who the process runs as (None: as kfkit itself).
+    user: int | None = None
+    group: int | None = None
+    groups: list[int] = field(default_factory=list)
+    fs_group: int | None = None
+
+    @property
+    def run_as(self) -> RunAs:
+        return RunAs(self.user, self.group, list(self.groups), self.fs_group)
 
     def shown_program(self) -> str:
         """The program as messages may name it (never a secret's value)."""
@@ -190,18 +206,29 @@ class _Resolver:
         # The container's variables as messages may show them: secrets as REDACTED.
         self.display: dict[str, str] = {}
         self.mounts: list[tuple[str, Path]] = []
+        self.empty_dirs: list[Path] = []
+        self.fs_group_dirs: list[Path] = []
+        self.host_paths: list[list[str]] = []
+        self.create_dirs: list[Path] = []  # made if missing: emptyDir, PVC, untyped hostPath
         # Mount paths a container may not write: readOnly mounts, configMap and secret files.
         self.read_only: set[str] = set()
 
     # --- values from secrets, config maps and the pod itself -------------------------
 
-    def _key_file(self, root: Path | None, name: str, key: str) -> Path:
-        return (root or Path("/nonexistent")) / self.job.namespace / name / key
+    def _object_path(self, root: Path | None, *parts: str, what: str) -> Path:
+        """A secret's or configMap's directory (or key file), never outside its root."""
+        return contained(root or Path("/nonexistent"), self.job.namespace, *parts, what=what)
 
     def _read_key(
         self, kind: str, root: Path | None, ref: dict[str, Any], where: str
     ) -> str | None:
-        key_file = self._key_file(root, ref.get("name", ""), ref.get("key", ""))
+        try:
+            key_file = self._object_path(
+                root, str(ref.get("name", "")), str(ref.get("key", "")), what=f"{where}: {kind}"
+            )
+        except StateError as error:
+            self.problems.append(error.message)
+            return None
         if key_file.is_file():
             return self._read_value(
                 key_file, f"{where}: {kind} {ref.get('name')!r} key {ref.get('key')!r}"
@@ -278,7 +305,11 @@ class _Resolver:
                 ref = source.get(kind)
                 if not ref:
                     continue
-                directory = (root or Path("/nonexistent")) / self.job.namespace / ref["name"]
+                try:
+                    directory = self._object_path(root, str(ref["name"]), what=f"{where}.{kind}")
+                except StateError as error:
+                    self.problems.append(error.message)
+                    continue
                 if not directory.is_dir():
                     if not ref.get("optional"):
                         self.problems.append(
@@ -294,7 +325,7 @@ class _Resolver:
                     text = self._read_value(key_file, f"{where}.{kind}: {ref['name']!r}")
                     if text is None:
                         continue
-                    env[name] = text
+                    env[name] = text = self.rewrite(text)
                     if kind == "secretRef":
                         self.secret_env.append(name)
                         self.display[name] = REDACTED
@@ -304,7 +335,7 @@ class _Resolver:
             name, where = item["name"], f"{self.path}.env[{item['name']}]"
             value_from = item.get("valueFrom")
             if not value_from:
-                value_text = str(item.get("value", ""))
+                value_text = self.rewrite(str(item.get("value", "")))
                 shown = expand(value_text, {**env, **self.display})
                 env[name] = expand(value_text, env)
                 self.display[name] = shown
@@ -316,11 +347,13 @@ class _Resolver:
                 value = self._read_key(
                     "secret", self.config.secrets, value_from["secretKeyRef"], where
                 )
+                value = None if value is None else self.rewrite(value)
                 self.secret_env.append(name)
             elif "configMapKeyRef" in value_from:
                 value = self._read_key(
                     "configmap", self.config.configmaps, value_from["configMapKeyRef"], where
                 )
+                value = None if value is None else self.rewrite(value)
             elif "fieldRef" in value_from:
                 value = self._field_value(value_from["fieldRef"].get("fieldPath", ""), where)
             elif "resourceFieldRef" in value_from:
@@ -334,12 +367,22 @@ class _Resolver:
 
     def _volume_dir(self, volume: dict[str, Any]) -> Path | None:
         name = volume["name"]
-        replica_volumes = self.job_dir.path / "volumes" / self.replica.key
+        where = f"{self.path}: volume {name!r}"
         if "persistentVolumeClaim" in volume:
             claim = volume["persistentVolumeClaim"]["claimName"]
-            return self.config.volumes_root() / self.job.namespace / claim
+            directory = contained(
+                self.config.volumes_root(),
+                self.job.namespace,
+                claim,
+                what=f"{where}: persistentVolumeClaim.claimName",
+            )
+            self.fs_group_dirs.append(directory)
+            return directory
         if "emptyDir" in volume:
-            return replica_volumes / name
+            directory = self.job_dir.volume_dir(self.replica.key, name)
+            self.empty_dirs.append(directory)
+            self.fs_group_dirs.append(directory)
+            return directory
         if "hostPath" in volume:
             return self._host_path(name, volume["hostPath"])
         for kind, root, key in (
@@ -347,17 +390,19 @@ class _Resolver:
             ("secret", self.config.secrets, "secretName"),
         ):
             if kind in volume:
-                source = (root or Path("/nonexistent")) / self.job.namespace / volume[kind][key]
+                source = self._object_path(
+                    root, str(volume[kind][key]), what=f"{where}: {kind}.{key}"
+                )
                 if not source.is_dir():
                     if not volume[kind].get("optional"):
                         self.problems.append(
-                            f"{self.path}: volume {name!r}: {kind} {volume[kind][key]!r} not "
+                            f"{where}: {kind} {volume[kind][key]!r} not "
                             f"found (the local backend reads {source})"
                         )
                     return None
                 return source
         self.problems.append(
-            f"{self.path}: volume {name!r}: only persistentVolumeClaim, emptyDir, hostPath, "
+            f"{where}: only persistentVolumeClaim, emptyDir, hostPath, "
             "configMap and secret volumes run locally"
         )
         return None
@@ -388,23 +433,31 @@ class _Resolver:
                 f"(type {host_type}; the local backend does not create files)"
             )
             return None
+        self.host_paths.append([str(path), host_type])  # checked again at start, as the kubelet
         return path
 
     def resolve_mounts(self) -> None:
         volumes = {v["name"]: v for v in self.template.get("spec", {}).get("volumes") or []}
         for mount in self.container.get("volumeMounts") or []:
+            where = f"{self.path}.volumeMounts[{mount['name']}]"
             volume = volumes.get(mount["name"])
             if volume is None:
-                self.problems.append(
-                    f"{self.path}.volumeMounts[{mount['name']}]: no volume named "
-                    f"{mount['name']!r} in the pod"
-                )
+                self.problems.append(f"{where}: no volume named {mount['name']!r} in the pod")
                 continue
-            directory = self._volume_dir(volume)
+            try:
+                directory = self._volume_dir(volume)
+                if directory is not None and mount.get("subPath"):
+                    directory = contained_subpath(
+                        directory, str(mount["subPath"]), what=f"{where}.subPath"
+                    )
+            except StateError as error:
+                self.problems.append(error.message)
+                continue
             if directory is None:
                 continue
-            if mount.get("subPath"):
-                directory = directory / mount["subPath"]
+            host_path_type = (volume.get("hostPath") or {}).get("type") or ""
+            if not ({"configMap", "secret"} & volume.keys()) and host_path_type == "":
+                self.create_dirs.append(directory)
             mount_path = mount["mountPath"].rstrip("/") or "/"
             self.mounts.append((mount_path, directory))
             if mount.get("readOnly") or "configMap" in volume or "secret" in volume:
@@ -414,9 +467,12 @@ class _Resolver:
     def rewrite(self, text: str) -> str:
         """Replace mount paths by their local directories wherever they start a path.
 
-        One pass over the original text, longest mount path first, so a local
-        directory that happens to lie under another mount path (``/tmp``, say)
-        is never rewritten a second time.
+        Only the user's own strings go through here (command, args, env values
+        and the secrets/configMaps they name, workingDir), never kfkit's own
+        interpreter or environment, so a checkout that lies under a mount path
+        (a clone in ``/tmp`` with an emptyDir at ``/tmp``) still runs. One pass
+        over the original text, longest mount path first, so a local directory
+        that happens to lie under another mount path is never rewritten twice.
         """
         if not self.mounts:
             return text
@@ -438,6 +494,34 @@ def expand(text: str, env: dict[str, str]) -> str:
     return _VAR_REFERENCE.sub(replace, text)
 
 
+def _unreachable(
+    run_as: RunAs, program: str, cwd: str, mounts: list[tuple[str, Path]]
+) -> list[str]:
+    """What the replica's user could not reach here (it has no mount namespace)."""
+    program = shutil.which(program) or program
+    targets = [("command[0]", program), ("command[0]", os.path.realpath(program))]
+    targets += [("workingDir", cwd)]
+    targets += [(f"volumeMounts[{mount_path}]", str(local)) for mount_path, local in mounts]
+    problems = []
+    for what, target in targets:
+        blocked = can_reach(Path(target), run_as)
+        if blocked is not None:
+            problems.append(
+                f"{what}: runAsUser {run_as.user} cannot reach {target} locally "
+                f"({blocked} is not searchable by it; use directories, and a KFKIT_HOME, "
+                "that this user can reach)"
+            )
+    return problems
+
+
+def _home_of(uid: int) -> str:
+    """HOME as a container runtime sets it: the user's home in the image's passwd, else /."""
+    try:
+        return pwd.getpwuid(uid).pw_dir
+    except KeyError:
+        return "/"
+
+
 def plan_replica(
     job: Job,
     replica: Replica,
@@ -445,15 +529,16 @@ def plan_replica(
     config: LocalConfig,
     job_dir: JobDir,
     workdir: str,
-) -> tuple[ReplicaLaunch | None, list[str]]:
-    """Work out how to run ``replica``; return the plan or the problems that prevent it."""
+) -> tuple[ReplicaLaunch | None, list[str], list[str]]:
+    """Work out how to run ``replica``; return the plan or the problems that prevent it,
+    and notes for the user (what is not enforced locally)."""
     template = pod_template(job, replica, config)
     # The job's own names were checked when it was loaded; PodDefaults add theirs here.
     merged_problems = names.pod_problems(
         template, f"spec.{job.info.replica_specs_key}.{replica.type}.template (with PodDefaults)"
     )
     if merged_problems:
-        return None, merged_problems
+        return None, merged_problems, []
     containers = template["spec"]["containers"]
     index = next(i for i, c in enumerate(containers) if c.get("name") == job.info.container_name)
     container = containers[index]
@@ -461,6 +546,7 @@ def plan_replica(
     resolver = _Resolver(job, replica, template, container, config, job_dir, path)
     image = config.image(str(container.get("image", "")))
 
+    resolver.resolve_mounts()  # first: env values and args are rewritten with the mounts
     inherited = {**os.environ, "PATH": image_path(image)}
     env = resolver.env({"PATH": inherited["PATH"], **image.env})
     for name, value in operator_env(job, replica, network, container["name"]):
@@ -484,8 +570,9 @@ def plan_replica(
     elif "memory" in limits:
         memory_limit = int(parse_quantity(limits["memory"]))
 
-    resolver.resolve_mounts()
-    parts = [*(container.get("command") or []), *(container.get("args") or [])]
+    # Only the user's strings are rewritten, before expansion: never kfkit's interpreter.
+    parts = [resolver.rewrite(str(part)) for part in container.get("command") or []]
+    parts += [resolver.rewrite(str(part)) for part in container.get("args") or []]
     argv = [expand(part, env) for part in parts]
     shown = {**env, **resolver.display}
     display_argv = [expand(part, shown) for part in parts]
@@ -498,36 +585,48 @@ def plan_replica(
         resolver.problems += [
             f"{where}: contains a NUL byte, which no process can be given" for where in nul
         ]
-        return None, resolver.problems
+        return None, resolver.problems, []
     if not argv:
         resolver.problems.append(
             f"{path}.command: required locally (the local backend cannot run the image's "
             "entrypoint; set command, e.g. [python, -m, your.module])"
         )
+    run_as, security_problems, notes = resolve_run_as(template, container, path)
+    resolver.problems += security_problems
     if resolver.problems:
-        return None, resolver.problems
+        return None, resolver.problems, notes
     if argv[0] in PYTHON_NAMES:
         argv[0] = image.python
     elif shutil.which(argv[0]) is None and not Path(argv[0]).exists():
         resolver.problems.append(
             f"{path}.command[0]: {display_argv[0]!r} is not a program on this machine"
         )
-        return None, resolver.problems
-    argv = [resolver.rewrite(part) for part in argv]
-    display_argv = [resolver.rewrite(part) for part in display_argv]
-    for name in list(env):
-        if name not in inherited or env[name] != inherited[name]:
-            env[name] = resolver.rewrite(env[name])
+        return None, resolver.problems, notes
     cwd = resolver.rewrite(container["workingDir"]) if container.get("workingDir") else workdir
     # Directories to create before the process starts: never a file a hostPath names.
     directories = [
         str(directory)
-        for _, directory in resolver.mounts
+        for directory in resolver.create_dirs
         if directory.is_dir() or not directory.exists()
     ]
     if cwd not in directories and not Path(cwd).is_dir():
         resolver.problems.append(f"{path}.workingDir: {cwd} does not exist on this machine")
-        return None, resolver.problems
+        return None, resolver.problems, notes
+    unreachable = _unreachable(run_as, argv[0], cwd, resolver.mounts)
+    if unreachable and config.enforce_run_as:
+        resolver.problems += [f"{path}.{problem}" for problem in unreachable]
+        return None, resolver.problems, notes
+    if unreachable:
+        # The "image" here is this machine: its user cannot run it, so it runs as kfkit's.
+        notes.append(
+            f"runAsUser {run_as.user} is not enforced locally: {unreachable[0]}; replicas run "
+            f"as uid {os.geteuid()} (enforceRunAs: true in config.yaml refuses such jobs)"
+        )
+        run_as = RunAs()
+    if run_as.user is not None and not any(
+        item.get("name") == "HOME" for item in container.get("env") or []
+    ):
+        env["HOME"] = _home_of(run_as.user)
     grace = template["spec"].get("terminationGracePeriodSeconds")
     grace_seconds = config.grace_seconds if grace is None else min(float(grace), 30.0)
     return (
@@ -541,8 +640,16 @@ def plan_replica(
             directories=directories,
             secret_env=sorted(set(resolver.secret_env)),
             display_argv=display_argv,
+            empty_dirs=[str(d) for d in resolver.empty_dirs],
+            fs_group_dirs=[str(d) for d in resolver.fs_group_dirs],
+            host_paths=resolver.host_paths,
+            user=run_as.user,
+            group=run_as.group,
+            groups=run_as.groups,
+            fs_group=run_as.fs_group,
         ),
         [],
+        notes,
     )
 
 
@@ -570,10 +677,14 @@ def plan_job(
     launches: dict[str, ReplicaLaunch] = {}
     for replica in job.replicas:
         try:
-            launch, replica_problems = plan_replica(job, replica, network, config, job_dir, workdir)
+            launch, replica_problems, replica_notes = plan_replica(
+                job, replica, network, config, job_dir, workdir
+            )
         except OSError as error:  # a path too long for this system, say; never its text
             launch, replica_problems = None, [f"{replica.key}: {error.strerror or error}"]
+            replica_notes = []
         problems += [f"{job.source}: {problem}" for problem in replica_problems]
+        notes += [note for note in replica_notes if note not in notes]
         if launch is not None:
             launches[replica.key] = launch
     if problems:

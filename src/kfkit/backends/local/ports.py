@@ -26,10 +26,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
-
 from kfkit.backends.base import JobStatus
-from kfkit.backends.local.state import JobDir, read_json, write_atomic
+from kfkit.backends.local.lock import is_held
+from kfkit.backends.local.state import (
+    CorruptStateError,
+    JobDir,
+    StateError,
+    read_json,
+    write_atomic,
+)
 
 # How long a reservation holds before its job's supervisor has started.
 PLANNING_GRACE_SECONDS = 120.0
@@ -60,19 +65,12 @@ def free_port() -> int:
 
 
 def _owner_is_running(job_dir: JobDir) -> bool:
-    """Is the job in ``job_dir`` still unfinished, with its supervisor alive?"""
-    pid = job_dir.supervisor_pid()
-    if pid is None:
+    """Is the job in ``job_dir`` still unfinished, with its supervisor alive (holding its lock)?"""
+    if not is_held(job_dir.lock_file):
         return False
     try:
-        status = JobStatus(read_json(job_dir.status_file, {}) or {})
-        if status.finished:
-            return False
-    except (OSError, ValueError, TypeError, AttributeError):
-        return False
-    try:
-        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
-    except psutil.Error:
+        return not JobStatus(read_json(job_dir.status_file, {}) or {}).finished
+    except (OSError, ValueError, TypeError, AttributeError, CorruptStateError):
         return False
 
 
@@ -92,7 +90,7 @@ class PortReservations:
             record = json.loads(self._file(port).read_text())
             job_dir = JobDir(str(record["namespace"]), str(record["name"]), self.home)
             made = float(record["time"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, StateError):
             return None  # none, or corrupt (written atomically, so never half-written)
         if time.time() - made < PLANNING_GRACE_SECONDS or _owner_is_running(job_dir):
             return f"{job_dir.namespace}/{job_dir.name}"

@@ -6,21 +6,31 @@ replica in a process group of its own, restarts replicas as their
 restartPolicy says, enforces ``backoffLimit``, ``activeDeadlineSeconds``,
 ``cleanPodPolicy``, ``ttlSecondsAfterFinished`` and memory limits, and keeps
 ``status.json`` in the operator's shape. On SIGTERM (``kfkit delete``, Ctrl-C)
-it stops every replica: SIGTERM to the group, then SIGKILL after the grace
-period, since a TensorFlow worker waiting for a peer ignores SIGTERM.
-Replicas also die with SIGKILL if the supervisor itself is killed
-(PR_SET_PDEATHSIG), so no replica outlives its job by accident.
+it stops every replica: SIGTERM to the group, then SIGKILL to the replica's
+whole tree after the grace period, since a TensorFlow worker waiting for a
+peer ignores SIGTERM.
+
+The process ``kfkit run`` starts is a guardian: it holds the job's lock
+(:mod:`kfkit.backends.local.lock`), forks the supervisor proper and waits
+for it. However the supervisor ends (an exception, a full disk, kill -9), the
+guardian kills whatever is left of every replica's process tree and records
+why the job ended as its Failed condition. If the guardian itself is killed,
+the supervisor gets SIGTERM (PR_SET_PDEATHSIG) and stops the replicas; a
+replica's own process also gets SIGKILL when its supervisor dies.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import ctypes
+import errno
 import os
 import signal
 import subprocess
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -34,8 +44,12 @@ from kfkit.backends.base import (
     SUCCEEDED,
     now_rfc3339,
 )
+from kfkit.backends.local import processes
 from kfkit.backends.local.launch import ReplicaLaunch
-from kfkit.backends.local.state import JobDir, read_json
+from kfkit.backends.local.lock import JobLock
+from kfkit.backends.local.security import enforced
+from kfkit.backends.local.state import CorruptStateError, JobDir, read_json
+from kfkit.backends.local.volumes import MountError, prepare
 from kfkit.jobs.model import PYTORCH_JOB, Job, Replica
 
 POLL_SECONDS = 0.1
@@ -44,10 +58,13 @@ RESTART_BACKOFF_SECONDS = (1, 2, 4, 8, 16, 30)  # the kubelet's crash-loop backo
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGKILL when the supervisor dies, whatever kills it."""
+def _die_with_parent(signum: int = signal.SIGKILL) -> None:
+    """In the child: get ``signum`` when the parent dies, whatever kills it.
+
+    Runs after the child switched users (the kernel clears this setting then).
+    """
     with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signum)
 
 
 def killed_by_user(job_dir: JobDir, replica_key: str) -> Path:
@@ -57,16 +74,30 @@ def killed_by_user(job_dir: JobDir, replica_key: str) -> Path:
 
 def add_event(job_dir: JobDir, kind: str, reason: str, message: str) -> None:
     """Append a Kubernetes-style event (Normal/Warning) to the job's events.json."""
-    events = read_json(job_dir.path / "events.json", [])
+    try:
+        events = read_json(job_dir.events_file, [])
+    except CorruptStateError as error:
+        # Keep the job running; the events so far are lost, and that is said.
+        events = [{"time": now_rfc3339(), "type": "Warning", "reason": "EventsLost"}]
+        events[0]["message"] = error.message
     events.append({"time": now_rfc3339(), "type": kind, "reason": reason, "message": message})
-    job_dir.write_json(job_dir.path / "events.json", events)
+    job_dir.write_json(job_dir.events_file, events)
 
 
-def set_condition(status: dict[str, Any], kind: str, condition: str, message: str) -> None:
-    """Set ``condition`` True as the operator does, turning Running/Restarting off as needed."""
+def set_condition(
+    status: dict[str, Any], kind: str, condition: str, message: str, reason: str | None = None
+) -> bool:
+    """Set ``condition`` True as the operator does, turning Running/Restarting off as needed.
+
+    A finished job stays finished: once Succeeded or Failed is True, neither can
+    be set again (the operator stops reconciling a finished job), so the two are
+    never both True. Returns whether the condition was set.
+    """
     now = now_rfc3339()
-    reason = f"{kind}{condition}"
+    reason = reason or f"{kind}{condition}"
     conditions = status.setdefault("conditions", [])
+    if any(c.get("type") in (SUCCEEDED, FAILED) and c.get("status") == "True" for c in conditions):
+        return False
     if condition in (RUNNING, RESTARTING, SUCCEEDED, FAILED):
         # Only one of Running/Restarting is true; finishing turns both off.
         for existing in conditions:
@@ -85,7 +116,7 @@ def set_condition(status: dict[str, Any], kind: str, condition: str, message: st
             if existing["status"] != "True" or existing["message"] != message:
                 existing.update(status="True", reason=reason, message=message, lastUpdateTime=now)
                 existing["lastTransitionTime"] = now
-            return
+            return True
     conditions.append(
         {
             "type": condition,
@@ -96,6 +127,41 @@ def set_condition(status: dict[str, Any], kind: str, condition: str, message: st
             "lastTransitionTime": now,
         }
     )
+    return True
+
+
+def record_failure(job_dir: JobDir, message: str, reason: str = "LocalSupervisorFailed") -> None:
+    """Record why the job ended as its Failed condition (unless it had already finished).
+
+    On a full disk the job's reserved space is given back first, so the reason
+    still gets written.
+    """
+    for attempt in range(2):
+        try:
+            try:
+                status = read_json(job_dir.status_file, {})
+            except CorruptStateError:
+                status = {}
+            kind = job_dir.read_manifest().get("kind", "Job")
+            if set_condition(status, str(kind), FAILED, message, reason=reason):
+                status.setdefault("completionTime", now_rfc3339())
+                job_dir.write_json(job_dir.status_file, status)
+                add_event(job_dir, "Warning", reason, message)
+            return
+        except OSError as error:
+            if attempt == 0 and error.errno == errno.ENOSPC and job_dir.release_space():
+                continue
+            _say(f"kfkit: cannot record {message!r}: {error}")
+            return
+        except CorruptStateError as error:
+            _say(f"kfkit: cannot record {message!r}: {error}")
+            return
+
+
+def _say(line: str) -> None:
+    """A line for supervisor.log, which may itself be on a full disk."""
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -113,11 +179,15 @@ class ReplicaProcess:
     reason: str = ""
     restart_at: float | None = None
     oom_killed: bool = False
+    message: str = ""  # why it could not start
+    mark: str = ""  # the pod mark every process of this replica carries
+    identity: dict[str, Any] | None = None  # pid and start time of the running process
     # Where each run of the replica starts in its log (one per start, restarts append):
     # what ``kfkit logs --previous`` reads and where it marks a restart.
     log_starts: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        running = self.process is not None and self.process.poll() is None
         return {
             "type": self.replica.type,
             "index": self.replica.index,
@@ -125,7 +195,9 @@ class ReplicaProcess:
             "restarts": self.restarts,
             "exitCode": self.exit_code,
             "reason": self.reason,
-            "pid": self.process.pid if self.process and self.process.poll() is None else None,
+            "pid": self.identity["pid"] if running and self.identity else None,
+            "createTime": self.identity["createTime"] if running and self.identity else None,
+            "message": self.message,
             "logStarts": self.log_starts,
         }
 
@@ -146,13 +218,15 @@ class Supervisor:
     def __init__(self, job_dir: JobDir) -> None:
         self.job_dir = job_dir
         self.job = Job(manifest=job_dir.read_manifest(), source=str(job_dir.manifest_file))
-        launches = read_json(job_dir.launch_file)["replicas"]
+        launch = read_json(job_dir.launch_file, {})
+        launches, self.uid = launch["replicas"], launch["uid"]
         specs = self.job.replica_specs
         self.replicas = [
             ReplicaProcess(
                 replica=replica,
                 launch=ReplicaLaunch.from_dict(launches[replica.key]),
                 restart_policy=specs[replica.type].restart_policy,
+                mark=f"{self.uid}/{replica.key}",
             )
             for replica in self.job.replicas
         ]
@@ -165,30 +239,50 @@ class Supervisor:
     # --- processes ---------------------------------------------------------------
 
     def start(self, rp: ReplicaProcess) -> None:
-        for directory in rp.launch.directories:
-            Path(directory).mkdir(parents=True, exist_ok=True)
-        log_file = self.job_dir.log_file(rp.replica.key)
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        rp.log = log_file.open("ab")
-        rp.log_starts.append(rp.log.tell())
+        launch = rp.launch
+        try:
+            prepare(
+                launch.directories,
+                launch.empty_dirs,
+                launch.fs_group_dirs,
+                launch.host_paths,
+                launch.run_as,
+            )
+            log_file = self.job_dir.log_file(rp.replica.key)
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            # Owner-only: a log may hold what a replica printed of its secrets.
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+            rp.log = os.fdopen(os.open(log_file, flags, 0o600), "ab")
+            rp.log_starts.append(rp.log.tell())
+        except (MountError, OSError) as error:
+            self._not_started(rp, "FailedMount", str(error))
+            return
+        as_user: dict[str, Any] = {}
+        if enforced() and launch.user is not None:
+            as_user = {"user": launch.user, "group": launch.group, "extra_groups": launch.groups}
+        elif enforced() and launch.groups:
+            as_user = {"extra_groups": launch.groups}
         try:
             rp.process = subprocess.Popen(
-                rp.launch.argv,
-                env=rp.launch.env,
-                cwd=rp.launch.cwd,
+                launch.argv,
+                env={**launch.env, processes.POD_MARK: rp.mark},
+                cwd=launch.cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=rp.log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
+                **as_user,
             )
-        except OSError as error:
+        except (OSError, subprocess.SubprocessError) as error:
             # strerror only: the error's own text quotes argv[0], which may hold a secret.
             program = rp.launch.shown_program()
-            rp.log.write(f"kfkit: cannot start {program}: {error.strerror}\n".encode())
+            reason = getattr(error, "strerror", None) or type(error).__name__
+            rp.log.write(f"kfkit: cannot start {program}: {reason}\n".encode())
             rp.log.close()
-            rp.process, rp.phase, rp.exit_code, rp.reason = None, "Failed", 127, "StartError"
+            self._not_started(rp, "StartError", f"{program}: {reason}")
             return
+        rp.identity = processes.identity(rp.process.pid)
         rp.phase, rp.exit_code, rp.reason, rp.restart_at, rp.oom_killed = (
             "Running",
             None,
@@ -196,6 +290,11 @@ class Supervisor:
             None,
             False,
         )
+
+    @staticmethod
+    def _not_started(rp: ReplicaProcess, reason: str, message: str) -> None:
+        rp.process, rp.phase, rp.exit_code, rp.reason = None, "Failed", 127, reason
+        rp.message, rp.restart_at = message, None
 
     def terminate(self, targets: list[ReplicaProcess]) -> None:
         """SIGTERM every target's process group, then SIGKILL what is left after the grace."""
@@ -216,8 +315,13 @@ class Supervisor:
 
     @staticmethod
     def _signal_group(pid: int, signum: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signum)
+        processes.signal_group(pid, signum)
+
+    def _kill_tree(self, rp: ReplicaProcess) -> None:
+        """Every process of the replica goes with it, as with a pod: group, tree, mark."""
+        assert rp.process is not None
+        self._signal_group(rp.process.pid, signal.SIGKILL)
+        processes.kill_tree(None, rp.mark)
 
     def _record_exit(self, rp: ReplicaProcess, stopped: bool = False) -> None:
         assert rp.process is not None
@@ -226,8 +330,7 @@ class Supervisor:
         if rp.log:
             rp.log.close()
             rp.log = None
-        # Every process of the replica goes with it, as with a pod.
-        self._signal_group(rp.process.pid, signal.SIGKILL)
+        self._kill_tree(rp)
         # A container's cgroup OOM kill shows only as exit 137 (podman's OOMKilled flag
         # stays false on this kernel), so with a memory limit that code is trusted.
         pod = rp.launch.pod or {}
@@ -275,7 +378,8 @@ class Supervisor:
         add_event(self.job_dir, kind, reason, message)
 
     def condition(self, condition: str, message: str) -> None:
-        set_condition(self.status, self.job.kind, condition, message)
+        if not set_condition(self.status, self.job.kind, condition, message):
+            return
         if condition in (SUCCEEDED, FAILED):
             self.status["completionTime"] = now_rfc3339()
             self.finished_at = time.monotonic()
@@ -416,7 +520,6 @@ class Supervisor:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
-        self.job_dir.pid_file.write_text(str(os.getpid()))
         started = time.monotonic()
         self.status.setdefault("startTime", now_rfc3339())
         for rp in self.replicas:
@@ -456,30 +559,111 @@ class Supervisor:
             alive = any(rp.process and rp.process.poll() is None for rp in self.replicas)
             if self.finished and self.ttl_expired():
                 self.terminate(self.replicas)
-                import shutil
-
-                shutil.rmtree(self.job_dir.path, ignore_errors=True)
+                processes.kill_tree(None, f"{self.uid}/")
+                self.job_dir.remove()  # its own directory only, symlinks never followed
                 return 0
             ttl_pending = self.job.run_policy.get("ttlSecondsAfterFinished") is not None
             if self.finished and not alive and not ttl_pending:
                 break
             time.sleep(POLL_SECONDS)
-        self.job_dir.pid_file.unlink(missing_ok=True)
         return 0
 
     def handle_exit_unstarted(self, rp: ReplicaProcess) -> None:
         """A replica whose program could not even start fails like a crashed one."""
         self.fail(
             f"{self.job.kind} {self.job.name} is failed because {rp.replica.key} could not "
-            f"start: {rp.launch.shown_program()} ({rp.reason}).",
+            f"start: {rp.message or rp.launch.shown_program()} ({rp.reason}).",
             stop_all=True,
         )
 
 
+def supervise(job_dir: JobDir) -> int:
+    """Run the job; whatever goes wrong is recorded as the job's Failed condition."""
+    supervisor: Supervisor | None = None
+    try:
+        supervisor = Supervisor(job_dir)
+        return supervisor.run()
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            traceback.print_exc()
+        if supervisor is not None:
+            with contextlib.suppress(Exception):
+                supervisor.terminate(supervisor.replicas)
+                supervisor.write()
+        record_failure(job_dir, f"the local supervisor failed: {type(error).__name__}: {error}")
+        return 1
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def guard(job_dir: JobDir, uid: str) -> int:
+    """Fork the supervisor, wait for it, then leave nothing of the job running."""
+    guardian = os.getpid()
+    child = os.fork()
+    if child == 0:
+        _die_with_parent(signal.SIGTERM)
+        code = supervise(job_dir) if os.getppid() == guardian else 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+    def forward(signum: int, frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    with contextlib.suppress(OSError):
+        job_dir.write_json(
+            job_dir.supervisor_file,
+            {"guardian": processes.identity(guardian), "supervisor": processes.identity(child)},
+        )
+    _, status = os.waitpid(child, 0)
+    processes.kill_tree(None, f"{uid}/")  # whatever the supervisor could not stop itself
+    if not job_dir.exists():
+        return 0  # ttlSecondsAfterFinished removed it
+    if os.WIFSIGNALED(status):
+        name = _signal_name(os.WTERMSIG(status))
+        record_failure(
+            job_dir, f"the local supervisor was killed ({name}); every replica was stopped"
+        )
+        replicas_lost(job_dir, f"its supervisor was killed ({name})")
+    elif os.WEXITSTATUS(status) != 0:
+        record_failure(job_dir, f"the local supervisor exited with {os.WEXITSTATUS(status)}")
+    return 0
+
+
+def replicas_lost(job_dir: JobDir, why: str) -> None:
+    """Replicas still shown as running after their supervisor died are Failed."""
+    try:
+        replicas = read_json(job_dir.replicas_file, {})
+        for state in replicas.values():
+            if state.get("phase") in ("Running", "Restarting", "Pending"):
+                state.update(phase="Failed", pid=None, createTime=None, reason="Killed")
+                state["message"] = why
+        job_dir.write_json(job_dir.replicas_file, replicas)
+    except (OSError, CorruptStateError, AttributeError) as error:
+        _say(f"kfkit: cannot update {job_dir.replicas_file}: {error}")
+
+
 def main(argv: list[str]) -> int:
-    job_dir_path = Path(argv[0])
-    job_dir = JobDir(job_dir_path.parent.name, job_dir_path.name, job_dir_path.parent.parent.parent)
-    return Supervisor(job_dir).run()
+    parser = argparse.ArgumentParser(prog="python -m kfkit.backends.local.supervisor")
+    parser.add_argument("job_dir", type=Path)
+    parser.add_argument("--lock-fd", type=int, required=True)
+    parser.add_argument("--uid", required=True)
+    args = parser.parse_args(argv)
+    path: Path = args.job_dir
+    job_dir = JobDir(path.parent.name, path.name, path.parent.parent.parent)
+    lock = JobLock(job_dir.lock_file, args.lock_fd)  # held until this process and its child end
+    try:
+        return guard(job_dir, args.uid)
+    finally:
+        lock.release()
 
 
 if __name__ == "__main__":
