@@ -236,7 +236,8 @@ def test_nothing_is_left_after_delete_or_a_killed_supervisor(
     if how == "delete":
         assert kfkit("delete", "job", name).returncode == 0
     else:
-        pid = int((container_home / "jobs" / "default" / name / "supervisor.pid").read_text())
+        record = container_home / "jobs" / "default" / name / "supervisor.json"
+        pid = int(json.loads(record.read_text())["supervisor"]["pid"])
         os.kill(pid, signal.SIGKILL)
     assert wait_for_no_leftovers(f"default/{name}", timeout=90) == {}
 

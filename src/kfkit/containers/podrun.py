@@ -34,7 +34,7 @@ from kfkit.backends.local.processes import POD_MARK
 from kfkit.containers.podman import environment
 
 _PR_SET_PDEATHSIG = 1
-OOM_EXIT_CODE = 137
+KILLED_EXIT_CODE = 137  # SIGKILL: the cgroup's OOM killer, or a kill
 
 
 def _podman(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -203,14 +203,9 @@ class PodRun:
                 return 143
             command = self.run_args(main, self.env_file(main, Path(tmp)), False)
             code = self.attached(command)
-        if (
-            code == OOM_EXIT_CODE
-            and self.pod.get("memory_limit_bytes")
-            and not self.stopping.is_set()
-        ):
-            _say(
-                f"{self.name}: {main['name']} was killed (exit 137) with a memory limit: OOMKilled"
-            )
+        if code == KILLED_EXIT_CODE and not self.stopping.is_set():
+            # The OOM killer or a kill of the container; the supervisor tells them apart.
+            _say(f"{self.name}: {main['name']} was killed (exit 137)")
         return code
 
 
