@@ -25,6 +25,8 @@ Usage (from the repository root)::
 
     .venv/bin/python benchmarks/time_to_accuracy.py --out reports/time_to_accuracy.json
     .venv/bin/python benchmarks/time_to_accuracy.py --runs pytorch-fast-2 pytorch-classic-2
+    # both local runtimes, run by run (the container one needs `make images`):
+    .venv/bin/python benchmarks/time_to_accuracy.py --runtime process container
 """
 
 from __future__ import annotations
@@ -184,7 +186,13 @@ def summarise(metrics: dict[str, Any], framework: str, started: float) -> dict[s
 
 
 def run_one(
-    label: str, run: Run, epochs: int | None, eval_every: int, timeout: float, home: Path
+    label: str,
+    run: Run,
+    epochs: int | None,
+    eval_every: int,
+    timeout: float,
+    home: Path,
+    runtime: str = "process",
 ) -> dict[str, Any]:
     """Submit one configuration to the local backend, wait, and summarise its metrics."""
     from kfkit.backends import get_backend
@@ -193,7 +201,11 @@ def run_one(
     name = f"tta-{label}-{int(time.time())}"
     load_at_start = round(os.getloadavg()[0], 2)
     manifest = job_manifest(run, name, epochs, eval_every)
-    backend = get_backend("local")
+    if runtime == "container":
+        from kfkit.verify import containers
+
+        containers.prepare(manifest, home)  # images built, MNIST in the data claim
+    backend = get_backend("local", runtime=runtime)
     with tempfile.TemporaryDirectory(prefix="kfkit-tta-") as scratch:
         path = Path(scratch) / f"{name}.yaml"
         path.write_text(yaml.safe_dump(manifest, sort_keys=False))
@@ -207,6 +219,7 @@ def run_one(
     finished = time.time()
     result: dict[str, Any] = {
         "run": label,
+        "runtime": runtime,
         "job": name,
         "framework": run.framework,
         "manifest": run.manifest,
@@ -263,6 +276,26 @@ def target_legend() -> dict[str, float]:
     }
 
 
+def runtime_comparison(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per run measured in both runtimes: container over process for launch and training."""
+    comparison: dict[str, Any] = {}
+    for run in dict.fromkeys(r["run"] for r in results):
+        pair = {r["runtime"]: r for r in results if r["run"] == run}
+        process, container = pair.get("process"), pair.get("container")
+        if not process or not container:
+            continue
+        entry = {}
+        for key, label in (
+            ("launch_overhead_s", "launch"),
+            ("time_to_target_s", "time_to_target"),
+            ("train_seconds", "train"),
+        ):
+            if process.get(key) and container.get(key):
+                entry[f"{label}_container_over_process"] = round(container[key] / process[key], 2)
+        comparison[f"runtimes_{run}"] = entry
+    return comparison
+
+
 def machine() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)}
 
@@ -280,6 +313,13 @@ def main(argv: list[str] | None = None) -> int:
         help="epochs of the classic recipe (at world size 2 one is not enough for 96.62%%)",
     )
     parser.add_argument("--eval-every-samples", type=int, default=6000)
+    parser.add_argument(
+        "--runtime",
+        nargs="+",
+        choices=["process", "container"],
+        default=["process"],
+        help="local backend runtime(s); both compares them run by run",
+    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "time_to_accuracy.json")
     parser.add_argument(
@@ -290,14 +330,17 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with kfkit_home(args.kfkit_home) as home:
         for label in args.runs:
-            print(f"== {label}", flush=True)
-            run = RUNS[label]
-            epochs = args.classic_epochs if run.variant == "classic" else args.epochs
-            result = run_one(label, run, epochs, args.eval_every_samples, args.timeout, home)
-            print(json.dumps({k: v for k, v in result.items() if k != "evals"}), flush=True)
-            results.append(result)
+            for runtime in args.runtime:
+                print(f"== {label} ({runtime} runtime)", flush=True)
+                run = RUNS[label]
+                epochs = args.classic_epochs if run.variant == "classic" else args.epochs
+                result = run_one(
+                    label, run, epochs, args.eval_every_samples, args.timeout, home, runtime
+                )
+                print(json.dumps({k: v for k, v in result.items() if k != "evals"}), flush=True)
+                results.append(result)
 
-    by_run = {r["run"]: r for r in results}
+    by_run = {r["run"]: r for r in results if r["runtime"] == args.runtime[0]}
     summary: dict[str, Any] = {}
     fast, classic = by_run.get("pytorch-fast-2"), by_run.get("pytorch-classic-2")
     if fast and classic and fast.get("time_to_target_s") and classic.get("time_to_target_s"):
@@ -316,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         "classic_epochs": args.classic_epochs,
         "eval_every_samples": args.eval_every_samples,
         "targets": target_legend(),
-        "summary": summary,
+        "summary": {**summary, **runtime_comparison(results)},
         "runs": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

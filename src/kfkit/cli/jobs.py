@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kfkit.backends import BACKENDS, Backend, JobRecord, get_backend
+from kfkit.backends.local.config import RUNTIMES
 from kfkit.cli import output, progress
 from kfkit.cli.args import Target, duration, targets
 from kfkit.errors import KfkitError, NotFoundError, ValidationError
@@ -31,8 +32,11 @@ def _backend(args: argparse.Namespace) -> Backend:
     options: dict[str, Any] = {}
     if args.backend == "kubernetes":
         options = {"kubeconfig": args.kubeconfig, "context": args.context}
-    elif getattr(args, "poddefaults", None):
-        options = {"poddefaults": args.poddefaults}
+    else:
+        if getattr(args, "poddefaults", None):
+            options["poddefaults"] = args.poddefaults
+        if getattr(args, "runtime", None):
+            options["runtime"] = args.runtime
     return get_backend(args.backend, **options)
 
 
@@ -537,6 +541,12 @@ def register(subparsers: Any) -> None:
     )
     run.add_argument(
         "--poddefaults", metavar="DIR", help="local backend: apply the PodDefaults in DIR"
+    )
+    run.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        help="local backend: run replicas as processes (default) or podman containers "
+        "(also KFKIT_RUNTIME, or runtime: in $KFKIT_HOME/config.yaml)",
     )
     run.set_defaults(func=cmd_run)
 

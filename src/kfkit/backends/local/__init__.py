@@ -25,9 +25,10 @@ from typing import Any, cast
 
 from kfkit.backends.base import CREATED, JobRecord, JobStatus, now_rfc3339
 from kfkit.backends.local import processes
-from kfkit.backends.local.config import LocalConfig, load_config
+from kfkit.backends.local.config import RUNTIMES, LocalConfig, load_config
 from kfkit.backends.local.launch import ReplicaLaunch, operator_labels, plan_job, release_ports
 from kfkit.backends.local.lock import JobLock, is_held
+from kfkit.backends.local.pods import plan_job_pods
 from kfkit.backends.local.state import (
     CorruptStateError,
     JobDir,
@@ -37,10 +38,12 @@ from kfkit.backends.local.state import (
 )
 from kfkit.backends.local.supervisor import (
     add_event,
+    killed_by_user,
     record_failure,
     replicas_lost,
     set_condition,
 )
+from kfkit.containers.podman import podman
 from kfkit.errors import (
     AlreadyExistsError,
     KfkitError,
@@ -87,8 +90,13 @@ class LocalBackend:
         home: str | Path | None = None,
         workdir: str | None = None,
         poddefaults: str | Path | None = None,
+        runtime: str | None = None,
     ) -> None:
         self.config: LocalConfig = load_config(Path(home) if home else None)
+        if runtime is not None:
+            if runtime not in RUNTIMES:
+                raise KfkitError(f"--runtime: {runtime!r} is not one of {', '.join(RUNTIMES)}")
+            self.config.runtime = runtime
         if poddefaults is not None:
             self.config.poddefaults = Path(poddefaults)
         self.workdir = workdir or os.getcwd()
@@ -183,6 +191,8 @@ class LocalBackend:
         if not locked and is_held(job_dir.lock_file):
             raise self._already_running(job)
         try:
+            if self.config.runtime == "container":
+                return plan_job_pods(job, self.config, job_dir), []
             return plan_job(job, self.config, job_dir, self.workdir)
         except OSError as error:  # port reservations on a full or read-only disk
             raise _not_created(job, error, job_dir) from None
@@ -475,6 +485,14 @@ class LocalBackend:
         process = processes.find(state)
         if process is None:
             raise KfkitError(f"{record.job.describe()}: {replica} is not running")
+        job_dir = self._dir(name, namespace)
+        pod = (read_json(job_dir.launch_file, {}).get("replicas", {}).get(replica) or {}).get("pod")
+        if pod:
+            # The container dies, as when a node kills it; its pod process sees exit 137.
+            killed_by_user(job_dir, replica).touch()
+            container = f"{pod['name']}-{pod['main']}"
+            podman(["kill", "--signal", "KILL", container], check=False)
+            return
         processes.signal_group(process.pid, signal.SIGKILL)
 
     def update(self, name: str, namespace: str, kind: str, patch: dict[str, Any]) -> JobRecord:

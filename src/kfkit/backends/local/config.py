@@ -13,6 +13,7 @@ Read from ``$KFKIT_HOME/config.yaml`` (or the file named by ``$KFKIT_CONFIG``)::
     enforceRunAs: false                        # as root: refuse, rather than run as root,
                                                # a replica whose runAsUser cannot reach its
                                                # interpreter, workingDir or volumes here
+    runtime: process                           # or container (podman); KFKIT_RUNTIME wins
 
 Without a config every image runs with kfkit's own interpreter.
 """
@@ -30,6 +31,9 @@ import yaml
 
 from kfkit.backends.local.state import kfkit_home
 from kfkit.errors import KfkitError
+
+# How replicas run: as processes of a local interpreter, or as podman containers of their image.
+RUNTIMES = ("process", "container")
 
 
 @dataclass
@@ -49,6 +53,7 @@ class LocalConfig:
     configmaps: Path | None = None
     grace_seconds: float = 5.0
     enforce_run_as: bool = False
+    runtime: str = "process"
 
     def image(self, image: str) -> ImageEnvironment:
         for pattern, settings in self.images.items():
@@ -87,6 +92,10 @@ def load_config(home: Path | None = None) -> LocalConfig:
     enforce_run_as = raw.get("enforceRunAs", False)
     if not isinstance(enforce_run_as, bool):
         raise KfkitError(f"{config_file}: enforceRunAs: must be true or false")
+    runtime = os.environ.get("KFKIT_RUNTIME") or raw.get("runtime") or "process"
+    if runtime not in RUNTIMES:
+        where = "KFKIT_RUNTIME" if os.environ.get("KFKIT_RUNTIME") else f"{config_file}: runtime"
+        raise KfkitError(f"{where}: {runtime!r} is not one of {', '.join(RUNTIMES)}")
     poddefaults = _path(raw.get("poddefaults") or os.environ.get("KFKIT_PODDEFAULTS"))
     return LocalConfig(
         home=home,
@@ -96,4 +105,5 @@ def load_config(home: Path | None = None) -> LocalConfig:
         configmaps=_path(raw.get("configmaps")) or home / "configmaps",
         grace_seconds=float(grace),
         enforce_run_as=enforce_run_as,
+        runtime=str(runtime),
     )

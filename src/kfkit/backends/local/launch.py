@@ -80,6 +80,9 @@ class ReplicaLaunch:
         """The program as messages may name it (never a secret's value)."""
         return (self.display_argv or self.argv or [""])[0]
 
+    # The container runtime's pod (kfkit.backends.local.pods); None for a process.
+    pod: dict[str, Any] | None = None
+
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
 
@@ -207,6 +210,8 @@ class _Resolver:
         self.fs_group_dirs: list[Path] = []
         self.host_paths: list[list[str]] = []
         self.create_dirs: list[Path] = []  # made if missing: emptyDir, PVC, untyped hostPath
+        # Mount paths a container may not write: readOnly mounts, configMap and secret files.
+        self.read_only: set[str] = set()
 
     # --- values from secrets, config maps and the pod itself -------------------------
 
@@ -284,8 +289,11 @@ class _Resolver:
         number = parse_quantity(value) / divisor
         return str(int(number) if name != "cpu" else max(1, int(-(-number // 1))))
 
-    def env(self, image_env: dict[str, str]) -> dict[str, str]:
-        env = dict(os.environ)
+    def env(
+        self, image_env: dict[str, str], inherited: dict[str, str] | None = None
+    ) -> dict[str, str]:
+        """The container's environment on top of ``inherited`` (kfkit's own, for a process)."""
+        env = dict(os.environ if inherited is None else inherited)
         env.update(image_env)
         for ref_index, source in enumerate(self.container.get("envFrom") or []):
             where = f"{self.path}.envFrom[{ref_index}]"
@@ -450,7 +458,10 @@ class _Resolver:
             host_path_type = (volume.get("hostPath") or {}).get("type") or ""
             if not ({"configMap", "secret"} & volume.keys()) and host_path_type == "":
                 self.create_dirs.append(directory)
-            self.mounts.append((mount["mountPath"].rstrip("/") or "/", directory))
+            mount_path = mount["mountPath"].rstrip("/") or "/"
+            self.mounts.append((mount_path, directory))
+            if mount.get("readOnly") or "configMap" in volume or "secret" in volume:
+                self.read_only.add(mount_path)
         self.mounts.sort(key=lambda item: len(item[0]), reverse=True)
 
     def rewrite(self, text: str) -> str:
