@@ -67,13 +67,15 @@ def test_the_context_hash_follows_exactly_what_the_build_sees(tmp_path: Path) ->
 
 def test_build_mounts_cover_the_paths_pip_is_configured_with(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
+    (tmp_path / "index" / "simple").mkdir(parents=True)
     wheels.mkdir()
     settings = {
         "find-links": str(wheels),
-        "extra-index-url": f"file://{tmp_path} https://example.org/simple",
+        "extra-index-url": f"file://{tmp_path}/index/simple https://example.org/simple",
         "timeout": "60",
     }
-    assert pipconfig.local_paths(settings) == [wheels, tmp_path]
+    # The index's folder, not only simple/: its pages link to files beside it.
+    assert pipconfig.local_paths(settings) == [wheels, tmp_path / "index"]
 
 
 def test_containers_conf_sets_runc_cgroupfs_and_limits_podman_may_set() -> None:

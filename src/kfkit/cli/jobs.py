@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kfkit.backends import BACKENDS, Backend, JobRecord, get_backend
+from kfkit.backends.local.config import RUNTIMES
 from kfkit.jobs.load import load_jobs
 from kfkit.jobs.model import Job
 
@@ -32,8 +33,11 @@ def _backend(args: argparse.Namespace) -> Backend:
     options: dict[str, Any] = {}
     if args.backend == "kubernetes":
         options = {"kubeconfig": args.kubeconfig, "context": args.context}
-    elif getattr(args, "poddefaults", None):
-        options = {"poddefaults": args.poddefaults}
+    else:
+        if getattr(args, "poddefaults", None):
+            options["poddefaults"] = args.poddefaults
+        if getattr(args, "runtime", None):
+            options["runtime"] = args.runtime
     return get_backend(args.backend, **options)
 
 
@@ -284,6 +288,12 @@ def register(subparsers: Any) -> None:
     run.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait (3600)")
     run.add_argument(
         "--poddefaults", metavar="DIR", help="local backend: apply the PodDefaults in DIR"
+    )
+    run.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        help="local backend: run replicas as processes (default) or podman containers "
+        "(also KFKIT_RUNTIME, or runtime: in $KFKIT_HOME/config.yaml)",
     )
     run.set_defaults(func=cmd_run)
 

@@ -21,6 +21,8 @@ from kfkit.containers import base, pipconfig
 from kfkit.containers.podman import PodmanError, cache_root, podman
 
 HASH_LABEL = "io.kfkit.context-sha256"
+# Docker's image format keeps the Dockerfiles' SHELL (bash with pipefail); OCI drops it.
+BUILD_FORMAT = "docker"
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ def context_hash(root: Path, image: Image) -> str:
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(str(path.stat().st_mode & 0o111).encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
+    digest.update(f"format={BUILD_FORMAT}\0".encode())
     for key, value in sorted(image.build_args.items()):
         digest.update(f"{key}={value}\0".encode())
     return digest.hexdigest()
@@ -137,6 +140,11 @@ def ensure_image(root: Path, image: Image, *, timeout: float = 3600) -> str:
             "build",
             "--pull=never",
             "--layers",
+            "--format",
+            BUILD_FORMAT,
+            # The host's network: its resolver is not reachable from a container's own.
+            "--network",
+            "host",
             "-f",
             str(dockerfile),
             "--ignorefile",

@@ -48,9 +48,13 @@ def local_paths(settings: dict[str, str]) -> list[Path]:
         if key not in _PATH_KEYS:
             continue
         for item in value.split():
-            item = item.removeprefix("file://")
-            if item.startswith("/") and Path(item).exists() and Path(item) not in paths:
-                paths.append(Path(item))
+            item = item.removeprefix("file://").rstrip("/")
+            path = Path(item)
+            # A local index's pages link to files beside its simple/ folder.
+            if key.endswith("index-url") and path.name == "simple":
+                path = path.parent
+            if item.startswith("/") and path.exists() and path not in paths:
+                paths.append(path)
     return paths
 
 

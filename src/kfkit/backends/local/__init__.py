@@ -23,8 +23,9 @@ from pathlib import Path
 import psutil
 
 from kfkit.backends.base import CREATED, FAILED, JobRecord, JobStatus, now_rfc3339
-from kfkit.backends.local.config import LocalConfig, load_config
+from kfkit.backends.local.config import RUNTIMES, LocalConfig, load_config
 from kfkit.backends.local.launch import plan_job
+from kfkit.backends.local.pods import plan_job_pods
 from kfkit.backends.local.state import JobDir, all_job_dirs, read_json
 from kfkit.backends.local.supervisor import add_event, set_condition
 from kfkit.errors import KfkitError, NotFoundError
@@ -43,8 +44,13 @@ class LocalBackend:
         home: str | Path | None = None,
         workdir: str | None = None,
         poddefaults: str | Path | None = None,
+        runtime: str | None = None,
     ) -> None:
         self.config: LocalConfig = load_config(Path(home) if home else None)
+        if runtime is not None:
+            if runtime not in RUNTIMES:
+                raise KfkitError(f"--runtime: {runtime!r} is not one of {', '.join(RUNTIMES)}")
+            self.config.runtime = runtime
         if poddefaults is not None:
             self.config.poddefaults = Path(poddefaults)
         self.workdir = workdir or os.getcwd()
@@ -102,7 +108,11 @@ class LocalBackend:
                     f"`kfkit delete job {job.name}` first"
                 )
             shutil.rmtree(job_dir.path)
-        launches, notes = plan_job(job, self.config, job_dir, self.workdir)
+        notes: builtins.list[str] = []
+        if self.config.runtime == "container":
+            launches = plan_job_pods(job, self.config, job_dir)
+        else:
+            launches, notes = plan_job(job, self.config, job_dir, self.workdir)
         job_dir.path.mkdir(parents=True, exist_ok=True)
         job_dir.logs.mkdir(exist_ok=True)
         job_dir.write_manifest(job.manifest)

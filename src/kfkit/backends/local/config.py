@@ -10,6 +10,7 @@ Read from ``$KFKIT_HOME/config.yaml`` (or the file named by ``$KFKIT_CONFIG``)::
     secrets: ~/.kfkit/secrets                  # <namespace>/<secret>/<key> files
     configmaps: ~/.kfkit/configmaps            # <namespace>/<configmap>/<key> files
     terminationGracePeriodSeconds: 5           # SIGTERM -> SIGKILL grace, capped
+    runtime: process                           # or container (podman); KFKIT_RUNTIME wins
 
 Without a config every image runs with kfkit's own interpreter.
 """
@@ -28,6 +29,9 @@ import yaml
 from kfkit.backends.local.state import kfkit_home
 from kfkit.errors import KfkitError
 
+# How replicas run: as processes of a local interpreter, or as podman containers of their image.
+RUNTIMES = ("process", "container")
+
 
 @dataclass
 class ImageEnvironment:
@@ -45,6 +49,7 @@ class LocalConfig:
     secrets: Path | None = None
     configmaps: Path | None = None
     grace_seconds: float = 5.0
+    runtime: str = "process"
 
     def image(self, image: str) -> ImageEnvironment:
         for pattern, settings in self.images.items():
@@ -80,6 +85,10 @@ def load_config(home: Path | None = None) -> LocalConfig:
     grace = raw.get("terminationGracePeriodSeconds", 5)
     if not isinstance(grace, int | float) or grace < 0:
         raise KfkitError(f"{config_file}: terminationGracePeriodSeconds: must be >= 0")
+    runtime = os.environ.get("KFKIT_RUNTIME") or raw.get("runtime") or "process"
+    if runtime not in RUNTIMES:
+        where = "KFKIT_RUNTIME" if os.environ.get("KFKIT_RUNTIME") else f"{config_file}: runtime"
+        raise KfkitError(f"{where}: {runtime!r} is not one of {', '.join(RUNTIMES)}")
     poddefaults = _path(raw.get("poddefaults") or os.environ.get("KFKIT_PODDEFAULTS"))
     return LocalConfig(
         home=home,
@@ -88,4 +97,5 @@ def load_config(home: Path | None = None) -> LocalConfig:
         secrets=_path(raw.get("secrets")) or home / "secrets",
         configmaps=_path(raw.get("configmaps")) or home / "configmaps",
         grace_seconds=float(grace),
+        runtime=str(runtime),
     )

@@ -52,6 +52,8 @@ class ReplicaLaunch:
     directories: list[str] = field(default_factory=list)
     # Names of environment variables whose values came from secrets: never printed.
     secret_env: list[str] = field(default_factory=list)
+    # The container runtime's pod (kfkit.backends.local.pods); None for a process.
+    pod: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -174,6 +176,8 @@ class _Resolver:
         self.problems: list[str] = []
         self.secret_env: list[str] = []
         self.mounts: list[tuple[str, Path]] = []
+        # Mount paths a container may not write: readOnly mounts, configMap and secret files.
+        self.read_only: set[str] = set()
 
     # --- values from secrets, config maps and the pod itself -------------------------
 
@@ -223,8 +227,11 @@ class _Resolver:
         number = parse_quantity(value) / divisor
         return str(int(number) if name != "cpu" else max(1, int(-(-number // 1))))
 
-    def env(self, image_env: dict[str, str]) -> dict[str, str]:
-        env = dict(os.environ)
+    def env(
+        self, image_env: dict[str, str], inherited: dict[str, str] | None = None
+    ) -> dict[str, str]:
+        """The container's environment on top of ``inherited`` (kfkit's own, for a process)."""
+        env = dict(os.environ if inherited is None else inherited)
         env.update(image_env)
         for ref_index, source in enumerate(self.container.get("envFrom") or []):
             where = f"{self.path}.envFrom[{ref_index}]"
@@ -319,7 +326,10 @@ class _Resolver:
                 continue
             if mount.get("subPath"):
                 directory = directory / mount["subPath"]
-            self.mounts.append((mount["mountPath"].rstrip("/") or "/", directory))
+            mount_path = mount["mountPath"].rstrip("/") or "/"
+            self.mounts.append((mount_path, directory))
+            if mount.get("readOnly") or "configMap" in volume or "secret" in volume:
+                self.read_only.add(mount_path)
         self.mounts.sort(key=lambda item: len(item[0]), reverse=True)
 
     def rewrite(self, text: str) -> str:

@@ -216,7 +216,11 @@ class Supervisor:
             rp.log = None
         # Every process of the replica goes with it, as with a pod.
         self._signal_group(rp.process.pid, signal.SIGKILL)
-        if rp.oom_killed:
+        # A container's cgroup OOM kill shows only as exit 137 (podman's OOMKilled flag
+        # stays false on this kernel), so with a memory limit that code is trusted.
+        pod = rp.launch.pod or {}
+        cgroup_oom = rp.exit_code == 137 and bool(pod.get("memory_limit_bytes"))
+        if rp.oom_killed or (cgroup_oom and not stopped):
             rp.reason = "OOMKilled"
         elif stopped:
             rp.reason = "Stopped"
