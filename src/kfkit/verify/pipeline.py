@@ -271,9 +271,8 @@ def _run_in_containers(
     for user in set(users.values()):
         _give_to(pipeline_root, user)
     report_dir = report_dir.resolve()
-    if report_dir.exists():
-        shutil.rmtree(report_dir)
-    report_dir.mkdir(parents=True)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(report_dir / "logs", ignore_errors=True)  # a previous run's component logs
     run = ContainerRun(pipeline_root, report_dir / "logs", {"KFKIT_RUNTIME": "process"})
     run.mounts = _mounts()
     result = {"succeeded": False}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,6 +49,8 @@ class ComponentRecord:
     user: str  # the user the container ran as
     feature: str | None = None  # run-feature-group's feature file
     exit_code: int | None = None  # None: it did not end (cancelled, or the runtime failed)
+    started: float = 0.0  # when its container started and ended (seconds since the epoch)
+    ended: float = 0.0
     log: str = ""
     tail: list[str] = field(default_factory=list)
 
@@ -140,6 +143,7 @@ class ContainerRun:
                 if self._cancelled.is_set():
                     return CANCELLED
                 container.start()
+                record.started = time.time()
                 self.log_dir.mkdir(parents=True, exist_ok=True)
                 with open(log_path, "wb") as log:
                     for chunk in container.logs(stream=True, follow=True):
@@ -149,6 +153,7 @@ class ContainerRun:
                 status = container.wait(timeout=COMPONENT_TIMEOUT_S)
                 record.exit_code = int(status.get("StatusCode", -1))
             finally:
+                record.ended = time.time()
                 _remove(container)
                 lines = (
                     log_path.read_text(errors="replace").splitlines() if log_path.exists() else []
