@@ -240,10 +240,14 @@ def _mounts() -> list[object]:
 
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM cleans up like Ctrl-C does."""
+    """SIGTERM cleans up like Ctrl-C does (only the main thread may handle signals)."""
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
