@@ -265,6 +265,12 @@ def _run_in_containers(
     before: set[Path],
     report_dir: Path,
 ) -> LocalRun:
+    try:
+        import docker  # noqa: F401  (kfp's DockerRunner needs it)
+    except ImportError:
+        raise KfkitError(
+            "--runner container: the docker package is not installed (pip install docker==7.2.0)"
+        ) from None
     from kfp import local
 
     from kfkit.verify.docker_api import docker_host
