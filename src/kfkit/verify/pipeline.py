@@ -313,7 +313,8 @@ def _run_in_containers(
         finally:
             run.remove_all()
     run_dir = _latest_run_dir(pipeline_root, before)
-    features = _merged_features(run_dir) + _failed_components(run)
+    merged = _merged_features(run_dir)
+    features = merged + _failed_components(run, verdict_failed=not summarize(merged).ok)
     environment = collect_environment(
         target="local",
         tags=tags,
@@ -349,9 +350,17 @@ def _merged_features(run_dir: Path) -> list[Feature]:
     return merge(reports)
 
 
-def _failed_components(run: ContainerRun) -> list[Feature]:
-    """A failed scenario per component that failed in its container, with its log tail."""
-    records = [r for r in run.records if not r.succeeded]
+def _failed_components(run: ContainerRun, verdict_failed: bool) -> list[Feature]:
+    """A failed scenario per component that failed in its container, with its log tail.
+
+    check-verdict failing because a scenario failed (or none ran) is the verdict, already
+    counted in the report; it is a component failure only when the scenarios passed.
+    """
+    records = [
+        r
+        for r in run.records
+        if not r.succeeded and not (verdict_failed and r.task == "check-verdict")
+    ]
     if not records:
         return []
     elements = []
