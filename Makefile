@@ -36,7 +36,7 @@ typecheck: venv
 	$(VENV)/bin/mypy
 
 unit: venv
-	$(VENV)/bin/pytest -m "not integration and not apiserver and not browser and not slow"
+	$(VENV)/bin/pytest -m "not integration and not apiserver and not browser and not slow and not container"
 
 test: venv $(TEST_DEPS) lint typecheck
 	$(VENV)/bin/pytest

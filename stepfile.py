@@ -56,6 +56,14 @@ def given_run_policy(step, policy_field, value):
     step.context.plan.set_run_policy(policy_field, value)
 
 
+@given("the replicas run as podman containers of the job's images")
+def given_container_runtime(step):
+    from kfkit.verify import containers
+
+    containers.prepare(step.context.plan.manifest, settings().backend().config.home)
+    step.context.previous_runtime = containers.use_container_runtime()
+
+
 @when("the job runs to completion within {seconds:d} seconds")
 def when_job_runs(step, seconds):
     step.context.run = verify.run_job(settings(), step.context.plan, timeout=seconds)
@@ -244,3 +252,7 @@ def remove_jobs(scenario):
         verify.cleanup_job(settings(), plan)
     if scenario.context.__dict__.get("cluster_notebook"):
         platform.delete_notebook_on_cluster(settings(), scenario.context.cluster_notebook)
+    if "previous_runtime" in scenario.context.__dict__:
+        from kfkit.verify import containers
+
+        containers.restore_runtime(scenario.context.previous_runtime)

@@ -18,6 +18,8 @@ Usage (from the repository root)::
 
     .venv/bin/python benchmarks/time_to_accuracy.py --out reports/time_to_accuracy.json
     .venv/bin/python benchmarks/time_to_accuracy.py --runs pytorch-fast-2 pytorch-classic-2
+    # both local runtimes, run by run (the container one needs `make images`):
+    .venv/bin/python benchmarks/time_to_accuracy.py --runtime process container
 """
 
 from __future__ import annotations
@@ -98,24 +100,31 @@ def metrics_path(manifest: dict[str, Any], home: Path, name: str) -> Path:
     return home / "volumes" / manifest["metadata"].get("namespace", "default") / claim / name
 
 
-def run_one(run: str, epochs: int, eval_every: int, timeout: float, home: Path) -> dict[str, Any]:
+def run_one(
+    run: str, epochs: int, eval_every: int, timeout: float, home: Path, runtime: str = "process"
+) -> dict[str, Any]:
     from kfkit.backends import get_backend
     from kfkit.jobs.load import load_jobs
 
     name = f"tta-{run}-{int(time.time())}"
-    load_at_start = round(os.getloadavg()[0], 2)
     manifest = job_manifest(run, name, epochs, eval_every)
+    if runtime == "container":
+        from kfkit.verify import containers
+
+        containers.prepare(manifest, home)  # images built, MNIST in the data claim
+    load_at_start = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory(prefix="kfkit-tta-") as scratch:
         path = Path(scratch) / f"{name}.yaml"
         path.write_text(yaml.safe_dump(manifest, sort_keys=False))
         started = time.time()
         (job,) = load_jobs([str(path)])
-        backend = get_backend("local")
+        backend = get_backend("local", runtime=runtime)
         backend.submit(job)
         record = backend.wait(job.name, job.namespace, timeout=timeout)
     finished = time.time()
     result: dict[str, Any] = {
         "run": run,
+        "runtime": runtime,
         "job": name,
         "framework": RUNS[run][1],
         "epochs": epochs,
@@ -155,6 +164,26 @@ def run_one(run: str, epochs: int, eval_every: int, timeout: float, home: Path) 
     return result
 
 
+def runtime_comparison(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per run measured in both runtimes: container over process for launch and training."""
+    comparison: dict[str, Any] = {}
+    for run in dict.fromkeys(r["run"] for r in results):
+        pair = {r["runtime"]: r for r in results if r["run"] == run}
+        process, container = pair.get("process"), pair.get("container")
+        if not process or not container:
+            continue
+        entry = {}
+        for key, label in (
+            ("launch_overhead_s", "launch"),
+            ("time_to_target_s", "time_to_target"),
+            ("train_seconds", "train"),
+        ):
+            if process.get(key) and container.get(key):
+                entry[f"{label}_container_over_process"] = round(container[key] / process[key], 2)
+        comparison[f"runtimes_{run}"] = entry
+    return comparison
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", nargs="+", choices=sorted(RUNS), default=list(RUNS))
@@ -166,6 +195,13 @@ def main(argv: list[str] | None = None) -> int:
         help="epochs of the classic recipe (at world size 2 one is not enough for 96.62%%)",
     )
     parser.add_argument("--eval-every-samples", type=int, default=6000)
+    parser.add_argument(
+        "--runtime",
+        nargs="+",
+        choices=["process", "container"],
+        default=["process"],
+        help="local backend runtime(s); both compares them run by run",
+    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "time_to_accuracy.json")
     parser.add_argument(
@@ -178,13 +214,14 @@ def main(argv: list[str] | None = None) -> int:
 
     results = []
     for run in args.runs:
-        print(f"== {run}", flush=True)
-        epochs = args.classic_epochs if RUNS[run][3] == "classic" else args.epochs
-        result = run_one(run, epochs, args.eval_every_samples, args.timeout, home)
-        print(json.dumps({k: v for k, v in result.items() if k != "evals"}), flush=True)
-        results.append(result)
+        for runtime in args.runtime:
+            print(f"== {run} ({runtime} runtime)", flush=True)
+            epochs = args.classic_epochs if RUNS[run][3] == "classic" else args.epochs
+            result = run_one(run, epochs, args.eval_every_samples, args.timeout, home, runtime)
+            print(json.dumps({k: v for k, v in result.items() if k != "evals"}), flush=True)
+            results.append(result)
 
-    by_run = {r["run"]: r for r in results}
+    by_run = {r["run"]: r for r in results if r["runtime"] == args.runtime[0]}
     summary: dict[str, Any] = {}
     fast, classic = by_run.get("pytorch-fast-2"), by_run.get("pytorch-classic-2")
     if fast and classic and fast.get("time_to_target_s") and classic.get("time_to_target_s"):
@@ -196,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         summary["fast_world_size_2_over_1"] = round(
             fast["time_to_target_s"] / fast1["time_to_target_s"], 2
         )
+    summary.update(runtime_comparison(results))
     document = {
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)},

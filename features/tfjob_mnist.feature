@@ -22,3 +22,12 @@ Feature: TFJob MNIST with parameter servers
         Then the job succeeded
         And the validation loss is below 0.10
         And every replica ended within 120 seconds
+
+    @container
+    Scenario: The paper's TFJob in containers of its image: cross-entropy under 0.10, every replica ends
+        Given the training job "manifests/tfjob-mnist-ps.yaml"
+        And the replicas run as podman containers of the job's images
+        When the job runs to completion within 3600 seconds
+        Then the job succeeded
+        And the validation loss is below 0.10
+        And every replica ended within 120 seconds

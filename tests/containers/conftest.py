@@ -7,7 +7,6 @@ Every test here skips, saying why, only when podman cannot run containers on thi
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -77,18 +76,6 @@ def wait_for_no_leftovers(label: str, timeout: float = 60) -> dict[str, list[str
 def container_home(kfkit_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("KFKIT_RUNTIME", "container")
     return kfkit_home
-
-
-def fill_mnist_claim(home: Path, claim: str = "mnist-data", namespace: str = "default") -> None:
-    """Put verified MNIST in a claim, as an administrator fills a PersistentVolume."""
-    from kfkit.data import mnist
-
-    source = mnist.prepare()
-    target = home / "volumes" / namespace / claim
-    target.mkdir(parents=True, exist_ok=True)
-    for path in source.iterdir():
-        if path.is_file() and not path.name.startswith("."):
-            shutil.copy2(path, target / path.name)
 
 
 def write_job(tmp_path: Path, manifest: dict[str, Any], name: str = "job.yaml") -> Path:

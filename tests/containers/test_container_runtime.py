@@ -239,3 +239,23 @@ def test_nothing_is_left_after_delete_or_a_killed_supervisor(
         pid = int((container_home / "jobs" / "default" / name / "supervisor.pid").read_text())
         os.kill(pid, signal.SIGKILL)
     assert wait_for_no_leftovers(f"default/{name}", timeout=90) == {}
+
+
+def test_a_job_of_the_same_name_in_another_namespace_is_refused_while_it_runs(
+    base_image: str, container_home: Path, tmp_path: Path, cleanup_label: list[str]
+) -> None:
+    cleanup_label.append("default/twin")
+    sleeper = {"containers": [python("import time; time.sleep(600)", base_image)]}
+    first = pytorchjob("twin", sleeper)
+    assert kfkit("run", "-f", str(write_job(tmp_path, first)), "--detach").returncode == 0
+    deadline = time.monotonic() + 120
+    while not leftovers("default/twin").get("pod") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    second = pytorchjob("twin", sleeper)
+    second["metadata"]["namespace"] = "team"
+    result = kfkit("run", "-f", str(write_job(tmp_path, second, "second.yaml")), "--detach")
+    assert result.returncode == 2
+    assert "pod twin-master-0 already runs for job default/twin" in result.stderr
+    assert leftovers("team/twin") == {}
+    assert kfkit("delete", "job", "twin").returncode == 0
+    assert wait_for_no_leftovers("default/twin") == {}

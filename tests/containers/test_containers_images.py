@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import resource
 import shutil
+import sys
 from pathlib import Path
 
 from kfkit.containers import images, pipconfig, podman
@@ -84,3 +85,26 @@ def test_containers_conf_sets_runc_cgroupfs_and_limits_podman_may_set() -> None:
     nofile = int(re.search(r"nofile=(\d+):", text)[1])  # type: ignore[index]
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     assert 0 < nofile <= (hard if hard != resource.RLIM_INFINITY else nofile)
+
+
+def test_the_notebook_image_installs_what_its_kfkit_modules_import() -> None:
+    """The notebook image imports kfkit.builder and kfkit.poddefaults at build time."""
+    import ast
+
+    modules = {"yaml": "pyyaml", "kubernetes": "kubernetes", "rich": "rich"}
+    needed: set[str] = set()
+    for package in ("builder", "poddefaults", "containers"):
+        for path in (ROOT / "src" / "kfkit" / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                needed.update(name.split(".")[0] for name in names)
+    third_party = {n for n in needed if n not in sys.stdlib_module_names and n != "kfkit"}
+    pinned = {
+        line.split("==")[0].strip().lower().replace("_", "-")
+        for line in (ROOT / "dockerfiles/notebook/requirements.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    missing = {n for n in third_party if modules.get(n, n).lower() not in pinned}
+    assert not missing, f"dockerfiles/notebook/requirements.txt lacks {sorted(missing)}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -40,6 +41,18 @@ def test_an_image_can_be_mapped_to_another_interpreter(build, write_manifest, kf
     launches, _ = plan(build, write_manifest, kfkit_home, config_text=config)
     assert launches["master-0"].argv[0] == "/opt/other/python"
     assert launches["master-0"].env["FROM_IMAGE"] == "1"
+
+
+def test_a_shell_in_the_replica_finds_the_images_interpreter_first(
+    build, write_manifest, kfkit_home
+) -> None:
+    """``bash -c "python -u ..."`` (the training SDK's command) runs the image's python."""
+    config = 'images:\n  "kfkit/test:*":\n    python: /opt/other/bin/python\n'
+    launches, _ = plan(build, write_manifest, kfkit_home, config_text=config)
+    path = launches["master-0"].env["PATH"].split(os.pathsep)
+    assert path[0] == "/opt/other/bin" and path.count("/opt/other/bin") == 1
+    launches, _ = plan(build, write_manifest, kfkit_home, config_text="{}\n")  # no mapping
+    assert launches["master-0"].env["PATH"].split(os.pathsep)[0] == os.path.dirname(sys.executable)
 
 
 def test_mount_paths_are_rewritten(build, write_manifest, kfkit_home) -> None:

@@ -77,7 +77,7 @@ def training() -> Iterator[TrainingClient]:
         existing = {ns.metadata.name for ns in core.list_namespace().items}
         if NAMESPACE not in existing:
             core.create_namespace({"metadata": {"name": NAMESPACE}})
-    yield TrainingClient(backend, namespace=NAMESPACE)
+    yield TrainingClient(namespace=NAMESPACE, backend=backend)
 
 
 def example_job(name: str, command: list[str] | None = None) -> dict[str, Any]:
@@ -94,9 +94,11 @@ def example_job(name: str, command: list[str] | None = None) -> dict[str, Any]:
 
 def test_allreduce_job_succeeds_on_the_operator(training: TrainingClient) -> None:
     training.create_job(example_job("e2e-allreduce"))
-    record = training.wait_for_job_conditions("e2e-allreduce", timeout=TIMEOUT)
-    assert record.status.succeeded
-    logs = training.get_job_logs("e2e-allreduce")
+    job = training.wait_for_job_conditions(
+        "e2e-allreduce", wait_timeout=TIMEOUT, polling_interval=5
+    )
+    assert training.is_job_succeeded(job=job)
+    logs, _ = training.get_job_logs("e2e-allreduce", is_master=False)
     assert set(logs) == {
         "e2e-allreduce-master-0",
         "e2e-allreduce-worker-0",
@@ -109,14 +111,16 @@ def test_allreduce_job_succeeds_on_the_operator(training: TrainingClient) -> Non
 def test_a_failing_job_reports_failed_with_events(training: TrainingClient) -> None:
     training.create_job(example_job("e2e-fails", ["python", "-c", "raise SystemExit(3)"]))
     with pytest.raises(JobFailedError) as error:
-        training.wait_for_job_conditions("e2e-fails", timeout=TIMEOUT)
+        training.wait_for_job_conditions("e2e-fails", wait_timeout=TIMEOUT, polling_interval=5)
     assert error.value.record.status.is_true("Failed")
     training.delete_job("e2e-fails")
 
 
 def test_delete_removes_the_operators_pods(training: TrainingClient) -> None:
     training.create_job(example_job("e2e-delete", ["python", "-c", "import time; time.sleep(600)"]))
-    training.wait_for_job_conditions("e2e-delete", expected_conditions={"Running"}, timeout=TIMEOUT)
+    training.wait_for_job_conditions(
+        "e2e-delete", expected_conditions={"Running"}, wait_timeout=TIMEOUT, polling_interval=5
+    )
     training.delete_job("e2e-delete")
     backend = training.backend
     assert isinstance(backend, KubernetesBackend)

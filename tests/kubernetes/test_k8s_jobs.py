@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import yaml
 
-from kfkit.backends.base import JobRecord
 from kfkit.backends.kubernetes.connection import ConflictError
 from kfkit.backends.kubernetes.watch import WaitTimeout
 from kfkit.client import JobFailedError, TrainingClient, job_from_manifest
@@ -189,7 +188,7 @@ def test_wait_watches_the_status_until_the_job_succeeds(cluster: Any, namespace:
 
 
 def test_a_failed_job_comes_back_with_its_events(cluster: Any, namespace: str) -> None:
-    client = TrainingClient(cluster.backend(), namespace=namespace)
+    client = TrainingClient(namespace=namespace, backend=cluster.backend())
     client.create_job(job_manifest("boom", namespace))
     operator = cluster.operator
     operator.set_condition("PyTorchJob", namespace, "boom", "Created")
@@ -209,7 +208,7 @@ def test_a_failed_job_comes_back_with_its_events(cluster: Any, namespace: str) -
         ),
     )
     with pytest.raises(JobFailedError) as error:
-        client.wait_for_job_conditions("boom", timeout=30)
+        client.wait_for_job_conditions("boom", wait_timeout=30, polling_interval=0.2)
     assert (
         str(error.value) == f"PyTorchJob {namespace}/boom failed: PyTorchJobFailed: master-0 failed"
     )
@@ -218,22 +217,29 @@ def test_a_failed_job_comes_back_with_its_events(cluster: Any, namespace: str) -
     )
     assert client.is_job_failed("boom")
     # Waiting for Failed itself is not an error.
-    assert client.wait_for_job_conditions("boom", expected_conditions={"Failed"}).status.is_true(
-        "Failed"
-    )
+    failed = client.wait_for_job_conditions("boom", expected_conditions={"Failed"})
+    assert client.is_job_failed(job=failed)
 
 
 def test_waiting_for_running_returns_before_the_end(cluster: Any, namespace: str) -> None:
-    client = TrainingClient(cluster.backend(), namespace=namespace)
+    client = TrainingClient(namespace=namespace, backend=cluster.backend())
     client.create_job(job_manifest("runner", namespace))
     operator = cluster.operator
     operator.later(0.5, (operator.set_condition, "PyTorchJob", namespace, "runner", "Running"))
-    seen: list[JobRecord] = []
-    record = client.wait_for_job_conditions(
-        "runner", expected_conditions={"Running"}, timeout=30, callback=seen.append
+    seen: list[Any] = []
+    job = client.wait_for_job_conditions(
+        "runner",
+        expected_conditions={"Running"},
+        wait_timeout=30,
+        polling_interval=0.2,
+        callback=seen.append,
     )
-    assert record.status.phase == "Running" and not record.status.finished
-    assert seen and client.get_job_pod_names("runner") == ["runner-master-0", "runner-worker-0"]
+    assert client.is_job_running(job=job) and not client.is_job_succeeded(job=job)
+    assert seen and seen[-1].metadata.name == "runner"
+    assert client.get_job_pod_names("runner") == []  # no pods until the operator makes them
+    operator.create_replicas("PyTorchJob", namespace, "runner")
+    assert client.get_job_pod_names("runner") == ["runner-master-0", "runner-worker-0"]
+    assert client.get_job_pod_names("runner", is_master=True) == ["runner-master-0"]
 
 
 def test_wait_times_out_with_the_phase_it_saw(cluster: Any, namespace: str) -> None:
@@ -345,16 +351,25 @@ def test_logs_stream_through_the_api_server(cluster: Any, namespace: str) -> Non
 
     # Following both: the worker starts later, its lines arrive once it has.
     operator.later(1.0, (operator.set_pod_phase, namespace, "talk-worker-0", "Running", "pytorch"))
-    client = TrainingClient(backend, namespace=namespace)
-    logs = client.get_job_logs("talk", follow=True)
+    followed = list(backend.logs("talk", namespace, follow=True))
+    assert sorted(followed) == sorted(
+        [("master-0", f"master step {i}") for i in range(5)]
+        + [("worker-0", f"worker step {i}") for i in range(5)]
+    )
+    assert any("follow=true" in request for request in kubelet.requests)
+
+    # The SDK-shaped client follows the pods that have started when it is called.
+    client = TrainingClient(namespace=namespace, backend=backend)
+    logs, events = client.get_job_logs("talk", is_master=False, follow=True)
+    assert events == {}
     assert logs == {
         "talk-master-0": "".join(f"master step {i}\n" for i in range(5)),
         "talk-worker-0": "".join(f"worker step {i}\n" for i in range(5)),
     }
-    assert any("follow=true" in request for request in kubelet.requests)
-    assert client.get_job_logs("talk", replica_type="worker") == {
+    assert client.get_job_logs("talk", is_master=False, replica_type="worker")[0] == {
         "talk-worker-0": logs["talk-worker-0"]
     }
+    assert client.get_job_logs("talk")[0] == {"talk-master-0": logs["talk-master-0"]}
 
 
 def test_following_a_replica_that_never_starts_times_out(cluster: Any, namespace: str) -> None:

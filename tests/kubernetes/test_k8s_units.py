@@ -294,14 +294,15 @@ def test_job_failed_error_names_the_reason_and_lists_warnings() -> None:
 
 
 def test_client_rejects_an_invalid_dict_before_anything_starts(kfkit_home: Path) -> None:
-    client = TrainingClient("local")
+    client = TrainingClient(namespace="team-a", backend="local")
     bad = manifest()
     bad["spec"]["pytorchReplicaSpecs"]["Master"]["replicas"] = 2
     with pytest.raises(ValidationError) as error:
         client.create_job(bad)
+    assert isinstance(error.value, RuntimeError)  # what the SDK raises for a refused job
     assert all(line.startswith("<manifest>: ") for line in error.value.lines())
-    assert client.list_jobs(all_namespaces=True) == []
-    with pytest.raises(KfkitError, match="expected_conditions: Finished"):
+    assert client.backend.list(None) == []
+    with pytest.raises(ValueError, match="expected_conditions: Finished"):
         client.wait_for_job_conditions("mnist", expected_conditions={"Finished"})
 
 
@@ -403,9 +404,13 @@ def test_the_client_picks_its_backend(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.delenv("KFKIT_BACKEND", raising=False)
     monkeypatch.setenv("KFKIT_HOME", str(tmp_path / "home"))
     assert TrainingClient().backend.name == "local"
+    assert TrainingClient().namespace == "default"
     kubeconfig = write_kubeconfig_for(tmp_path, 1, namespace="team-b")
-    on_cluster = TrainingClient(kubeconfig=str(kubeconfig))
+    on_cluster = TrainingClient(config_file=str(kubeconfig))  # the SDK's argument means a cluster
     assert on_cluster.backend.name == "kubernetes" and on_cluster.namespace == "team-b"
+    assert on_cluster.custom_api is not None and on_cluster.core_api is not None
+    with pytest.raises(ValueError, match=r"^config_file: only the kubernetes backend takes them$"):
+        TrainingClient(config_file=str(kubeconfig), backend="local")
     monkeypatch.setenv("KFKIT_BACKEND", "kubernetes")
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     assert TrainingClient(namespace="x").backend.name == "kubernetes"

@@ -18,6 +18,7 @@ import nbformat
 import pytest
 
 from kfkit.builder import BuildConfig, build_image
+from kfkit.builder.local import find_tool
 
 pytestmark = pytest.mark.skipif(
     shutil.which("buildah") is None, reason="buildah is installed by `make builder-tools`"
@@ -73,7 +74,8 @@ def test_notebook_is_built_into_a_non_root_image(storage: Path) -> None:
         )
     )
     assert result.succeeded, result.message
-    assert result.message == "built localhost/team/mnist:v1 locally with buildah (not pushed)"
+    tool = find_tool()
+    assert result.message == f"built localhost/team/mnist:v1 locally with {tool} (not pushed)"
     config = json.loads(buildah("inspect", "--type", "image", "localhost/team/mnist:v1"))
     image = config["OCIv1"]["config"]
     assert image["User"] == "1000:100"
@@ -107,7 +109,8 @@ def test_missing_base_image_is_reported_not_built(storage: Path) -> None:
         )
     )
     assert not result.succeeded
+    tool = find_tool()
     assert result.message == (
-        "not built locally: base image localhost/not-here:1 is not in buildah's local storage "
-        "(pull it first: buildah pull localhost/not-here:1)"
+        f"not built locally: base image localhost/not-here:1 is not in {tool}'s local storage "
+        f"(pull it first: {tool} pull localhost/not-here:1)"
     )

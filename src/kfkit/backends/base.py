@@ -9,6 +9,7 @@ share one vocabulary.
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -80,12 +81,16 @@ class JobRecord:
     process is doing: ``type``, ``index``, ``phase`` (Pending, Running,
     Restarting, Succeeded, Failed), ``restarts``, ``exitCode``, ``reason``.
     ``events`` are Kubernetes-style events: ``time``, ``type``, ``reason``, ``message``.
+    ``stored`` is the object exactly as the API server keeps it (server metadata,
+    ``.status``, no client-side defaults) where a backend has one; the training
+    SDK's models are built from it.
     """
 
     job: Job
     status: JobStatus
     replicas: dict[str, dict[str, Any]] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
+    stored: dict[str, Any] | None = None
 
 
 class Backend(Protocol):
@@ -129,6 +134,14 @@ class Backend(Protocol):
 
     def delete(self, name: str, namespace: str = "default", kind: str | None = None) -> None:
         """Stop every replica and remove the job."""
+        ...
+
+    def update(self, name: str, namespace: str, kind: str, patch: dict[str, Any]) -> JobRecord:
+        """Merge ``patch`` (RFC 7386) into the job, as the training SDK's ``update_job`` does."""
+        ...
+
+    def pods(self, namespace: str, labels: dict[str, str]) -> builtins.list[dict[str, Any]]:
+        """The replica pods in ``namespace`` carrying every one of ``labels``, as API dicts."""
         ...
 
     def kill_replica(self, name: str, replica: str, namespace: str = "default") -> None:

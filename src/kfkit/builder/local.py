@@ -1,15 +1,21 @@
 """Building without a cluster: podman or buildah, when one is installed and has the base image.
 
 Neither needs a daemon, like Kaniko. The image is built only, never pushed:
-pushing is the cluster build's job, with the registry secret.
+pushing is the cluster build's job, with the registry secret. Both run with kfkit's one
+podman configuration (``kfkit.containers.podman``: runc, cgroupfs, rlimits that work here)
+and see the host's pip configuration during RUN steps, as ``make images`` does.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from kfkit.containers import pipconfig
+from kfkit.containers.podman import environment
 
 TOOLS = ("podman", "buildah")
 
@@ -32,7 +38,9 @@ def has_image(tool: str, image: str) -> bool:
         command = ["podman", "image", "exists", image]
     else:
         command = ["buildah", "inspect", "--type", "image", image]
-    result = subprocess.run(command, capture_output=True, timeout=60, check=False)
+    result = subprocess.run(
+        command, capture_output=True, timeout=60, check=False, env=environment()
+    )
     return result.returncode == 0
 
 
@@ -48,9 +56,14 @@ def build_locally(context: Path, image: str, base_image: str, timeout: float) ->
             f"(pull it first: {tool} pull {base_image})",
         )
     verb = "build" if tool == "podman" else "bud"
-    command = [tool, verb, "--pull=never", "-f", str(context / "Dockerfile"), "-t", image]
+    command = [tool, verb, "--pull=never", "--network", "host", "-f", str(context / "Dockerfile")]
+    command += ["-t", image]
     try:
-        result = subprocess.run([*command, str(context)], timeout=timeout, check=False)
+        with tempfile.TemporaryDirectory(prefix="kfkit-build-") as tmp:
+            command += pipconfig.build_mounts(Path(tmp))
+            result = subprocess.run(
+                [*command, str(context)], timeout=timeout, check=False, env=environment()
+            )
     except subprocess.TimeoutExpired:
         return LocalBuild(False, f"{tool} did not finish within {timeout:.0f}s")
     if result.returncode != 0:

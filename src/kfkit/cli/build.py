@@ -79,5 +79,6 @@ def cmd_build(args: argparse.Namespace) -> int:
     if result.mode == "cluster":
         print(f"{result.destination}@{result.digest}")
         return 0
-    # Without a cluster nothing was pushed; a local build is still a useful result.
-    return 0
+    # Without a cluster nothing was pushed; a local build is still a useful result, and
+    # no image at all is a failure the caller must see (--dry-run asked for none).
+    return 0 if result.succeeded or args.dry_run else 1

@@ -76,6 +76,11 @@ class PodRun:
         made = _podman(*command)
         if made.returncode != 0:
             raise RuntimeError(f"podman pod create {self.name}: {made.stderr.strip()}")
+        # Starting the pod's infra container sets up its network now, with podman's own
+        # chatter captured here rather than mixed into the containers' log.
+        started = _podman("pod", "start", self.name)
+        if started.returncode != 0:
+            raise RuntimeError(f"podman pod start {self.name}: {started.stderr.strip()}")
         for directory in self.pod["directories"]:
             path = Path(directory)
             path.mkdir(parents=True, exist_ok=True)

@@ -184,12 +184,26 @@ def _local_metrics_file(settings: Settings, plan: JobPlan) -> Path | None:
     launch = read_json(JobDir(plan.namespace, plan.name, home).launch_file, {})
     for replica in (launch.get("replicas") or {}).values():
         argv = [str(arg) for arg in replica.get("argv") or []]
+        mounts: list[dict[str, str]] = []
+        pod = replica.get("pod")
+        if pod:  # the container runtime: the main container's argv, paths inside its mounts
+            main = next(c for c in pod["containers"] if c["name"] == pod["main"])
+            argv, mounts = [str(arg) for arg in main["argv"]], main["mounts"]
         for index, arg in enumerate(argv):
             if arg == "--metrics-file" and index + 1 < len(argv):
-                return Path(argv[index + 1])
+                return _on_host(argv[index + 1], mounts)
             if arg.startswith("--metrics-file="):
-                return Path(arg.split("=", 1)[1])
+                return _on_host(arg.split("=", 1)[1], mounts)
     return None
+
+
+def _on_host(path: str, mounts: list[dict[str, str]]) -> Path:
+    """Where a container's ``path`` lies on this machine: below the mount that holds it."""
+    for mount in sorted(mounts, key=lambda item: len(item["target"]), reverse=True):
+        target = mount["target"].rstrip("/")
+        if path == target or path.startswith(target + "/"):
+            return Path(mount["source"] + path[len(target) :])
+    return Path(path)
 
 
 _DONE_LINE = re.compile(r"final_accuracy=(\S+)\s+final_loss=(\S+)")

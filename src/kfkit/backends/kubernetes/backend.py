@@ -70,18 +70,26 @@ class KubernetesBackend:
     watch_retry_delays: tuple[float, ...] = RETRY_DELAYS
 
     def __init__(
-        self, kubeconfig: object = None, context: object = None, namespace: object = None
+        self,
+        kubeconfig: object = None,
+        context: object = None,
+        namespace: object = None,
+        client_configuration: client.Configuration | None = None,
     ) -> None:
         """Read the kubeconfig (or the pod's service account); no request is made yet.
 
         ``kubeconfig`` is a path, ``context`` a context name in it, and
         ``namespace`` the default for callers that pass none (the Python API):
-        it falls back to the context's namespace, then ``default``. They are
+        it falls back to the context's namespace, then ``default``.
+        ``client_configuration`` (a ``kubernetes.client.Configuration``, as the
+        training SDK takes) replaces the kubeconfig altogether. They are
         typed ``object`` because :func:`kfkit.backends.get_backend` passes its
         options through untyped; each is checked here.
         """
         self.connection: Connection = connect(
-            _path_option(kubeconfig, "--kubeconfig"), _str_option(context, "--context")
+            _path_option(kubeconfig, "--kubeconfig"),
+            _str_option(context, "--context"),
+            client_configuration,
         )
         self.default_namespace = _str_option(namespace, "--namespace") or self.connection.namespace
         self.checks = Preflight(self.connection)
@@ -124,6 +132,7 @@ class KubernetesBackend:
             status=JobStatus(dict(obj.get("status") or {})),
             replicas=replica_states(job, pods),
             events=events,
+            stored=obj,
         )
 
     def _served_job_resources(self, kind: str | None) -> builtins.list[Resource]:
@@ -298,6 +307,33 @@ class KubernetesBackend:
         """Delete the job and its pods and services; return once the job is gone."""
         job = self._job(self._find(name, namespace, kind))
         self._delete(self._objects(job_resource(job.kind)), job)
+
+    def update(self, name: str, namespace: str, kind: str, patch: dict[str, Any]) -> JobRecord:
+        """A JSON merge patch of the job object (the API server and the operator take it)."""
+        objects = self._objects(job_resource(kind))
+        with api_errors(self.connection, f"update {kind} {namespace}/{name}"):
+            response = objects.api.patch_namespaced_custom_object(
+                *objects._args(namespace),
+                name,
+                patch,
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+            return self._record(dict(read_json(response)), pods=[])
+
+    def pods(self, namespace: str, labels: dict[str, str]) -> builtins.list[dict[str, Any]]:
+        """The pods matching every label, by a label selector on the API server."""
+        selector = ",".join(f"{key}={value}" for key, value in labels.items())
+        with api_errors(self.connection, f"list pods in namespace {namespace}"):
+            body = read_json(
+                client.CoreV1Api(self.connection.api).list_namespaced_pod(
+                    namespace,
+                    label_selector=selector,
+                    _preload_content=False,
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+            )
+        return builtins.list(body.get("items") or [])
 
     def kill_replica(self, name: str, replica: str, namespace: str = "default") -> None:
         """Delete the replica's pod without a grace period; the operator recreates it."""

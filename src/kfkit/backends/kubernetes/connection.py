@@ -15,6 +15,7 @@ training SDK use.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 from collections.abc import Iterator
@@ -77,9 +78,17 @@ def _default_kubeconfig_exists() -> bool:
 
 
 def connect(
-    kubeconfig: str | os.PathLike[str] | None = None, context: str | None = None
+    kubeconfig: str | os.PathLike[str] | None = None,
+    context: str | None = None,
+    client_configuration: client.Configuration | None = None,
 ) -> Connection:
-    """Build the clients; a missing or broken kubeconfig is a one-line ``KfkitError``."""
+    """Build the clients; a missing or broken kubeconfig is a one-line ``KfkitError``.
+
+    A ``client_configuration`` given (host and credentials already set, as the
+    training SDK accepts) is used as it is, in namespace ``default``.
+    """
+    if client_configuration is not None:
+        return _connection(copy.copy(client_configuration), None, "default")
     if kubeconfig is not None and not Path(kubeconfig).is_file():
         raise KfkitError(f"--kubeconfig {kubeconfig}: no such file")
     configuration = client.Configuration()
@@ -115,6 +124,12 @@ def connect(
     except OSError as error:
         raise KfkitError(f"--kubeconfig {kubeconfig}: cannot read: {error.strerror}") from None
 
+    return _connection(configuration, context_name, namespace)
+
+
+def _connection(
+    configuration: client.Configuration, context_name: str | None, namespace: str
+) -> Connection:
     # One retry of a failed connection, not urllib3's three: an unreachable server is
     # reported in seconds. Watches and log streams resume on their own.
     configuration.retries = 1

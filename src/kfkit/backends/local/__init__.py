@@ -19,19 +19,41 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import psutil
 
 from kfkit.backends.base import CREATED, FAILED, JobRecord, JobStatus, now_rfc3339
 from kfkit.backends.local.config import RUNTIMES, LocalConfig, load_config
-from kfkit.backends.local.launch import plan_job
+from kfkit.backends.local.launch import operator_labels, plan_job
 from kfkit.backends.local.pods import plan_job_pods
 from kfkit.backends.local.state import JobDir, all_job_dirs, read_json
-from kfkit.backends.local.supervisor import add_event, set_condition
+from kfkit.backends.local.supervisor import add_event, killed_by_user, set_condition
+from kfkit.containers.podman import podman
 from kfkit.errors import KfkitError, NotFoundError
-from kfkit.jobs.model import Job
+from kfkit.jobs.load import load_manifest
+from kfkit.jobs.model import Job, Replica
 
 POLL_SECONDS = 0.2
+# What a merge patch may change on a submitted local job: the supervisor runs the spec it
+# was started with, so only these take effect (the server's own metadata is ignored).
+UPDATABLE_METADATA = ("labels", "annotations")
+SERVER_METADATA = ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields")
+# A replica's phase as its pod's phase: a restarting replica's pod is still Running.
+POD_PHASES = {"Restarting": "Running"}
+
+
+def merge_patch(target: object, patch: object) -> object:
+    """``target`` with ``patch`` merged into it as RFC 7386 says (null deletes a key)."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
 
 
 class LocalBackend:
@@ -256,13 +278,104 @@ class LocalBackend:
             )
         if not state.get("pid"):
             raise KfkitError(f"{record.job.describe()}: {replica} is not running")
+        job_dir = self._dir(name, namespace)
+        pod = (read_json(job_dir.launch_file, {}).get("replicas", {}).get(replica) or {}).get("pod")
+        if pod:
+            # The container dies, as when a node kills it; its pod process sees exit 137.
+            killed_by_user(job_dir, replica).touch()
+            container = f"{pod['name']}-{pod['main']}"
+            podman(["kill", "--signal", "KILL", container], check=False)
+            return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(int(state["pid"]), signal.SIGKILL)
+
+    def update(self, name: str, namespace: str, kind: str, patch: dict[str, Any]) -> JobRecord:
+        """Merge ``patch`` into the job's labels and annotations; refuse any other change."""
+        job_dir = self._existing(name, namespace, kind)
+        manifest = job_dir.read_manifest()
+        patch = {key: value for key, value in patch.items() if key != "status"}
+        if isinstance(patch.get("metadata"), dict):
+            patch["metadata"] = {
+                key: value for key, value in patch["metadata"].items() if key not in SERVER_METADATA
+            }
+        merged = cast(dict[str, Any], merge_patch(manifest, patch))
+        changed = sorted(
+            key
+            for key in set(manifest) | set(merged)
+            if key != "metadata" and manifest.get(key) != merged.get(key)
+        )
+        old_meta, new_meta = manifest.get("metadata") or {}, merged.get("metadata") or {}
+        changed += sorted(
+            f"metadata.{key}"
+            for key in set(old_meta) | set(new_meta)
+            if key not in UPDATABLE_METADATA and old_meta.get(key) != new_meta.get(key)
+        )
+        if changed:
+            raise KfkitError(
+                f"{kind} {namespace}/{name}: {', '.join(changed)}: the local backend cannot "
+                "change a submitted job (only metadata.labels and metadata.annotations); "
+                "delete it and create it again"
+            )
+        load_manifest(merged, str(job_dir.manifest_file))  # new labels are checked as on create
+        job_dir.write_manifest(merged)
+        return self._record(job_dir)
+
+    def pods(self, namespace: str, labels: dict[str, str]) -> builtins.list[dict[str, Any]]:
+        """Each replica the supervisor has taken on, as the pod the operator would have made.
+
+        A replica has a pod once it is in ``replicas.json``, as on a cluster it has
+        one once the operator has created it; ``labels`` select as a label selector.
+        """
+        pods = []
+        for record in self.list(namespace):
+            for key, state in record.replicas.items():
+                pod = replica_pod(record.job, key, state)
+                pod_labels = pod["metadata"]["labels"]
+                if all(pod_labels.get(k) == v for k, v in labels.items()):
+                    pods.append(pod)
+        return pods
 
     def delete(self, name: str, namespace: str = "default", kind: str | None = None) -> None:
         job_dir = self._existing(name, namespace, kind)
         self.stop(name, namespace)
         shutil.rmtree(job_dir.path, ignore_errors=True)
+
+
+def replica_pod(job: Job, key: str, state: dict[str, Any]) -> dict[str, Any]:
+    """One replica's pod as an API dict: the operator's name and labels, the kubelet's status."""
+    replica = Replica(str(state["type"]), int(state["index"]))
+    spec = job.replica_specs[replica.type]
+    container = spec.container(job.info.container_name) or {}
+    phase = str(state.get("phase") or "Pending")
+    if state.get("exitCode") is not None:
+        container_state: dict[str, Any] = {
+            "terminated": {"exitCode": state["exitCode"], "reason": state.get("reason") or ""}
+        }
+    else:
+        container_state = {"running": {}} if phase == "Running" else {"waiting": {}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{job.name}-{key}",
+            "namespace": job.namespace,
+            "labels": operator_labels(job, replica),
+        },
+        "spec": spec.template.get("spec") or {},
+        "status": {
+            "phase": POD_PHASES.get(phase, phase),
+            "containerStatuses": [
+                {
+                    "name": job.info.container_name,
+                    "image": str(container.get("image", "")),
+                    "imageID": "",
+                    "ready": phase == "Running",
+                    "restartCount": int(state.get("restarts") or 0),
+                    "state": container_state,
+                }
+            ],
+        },
+    }
 
 
 __all__ = ["LocalBackend", "now_rfc3339"]

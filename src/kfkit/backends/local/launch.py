@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kfkit.backends.local.config import LocalConfig
+from kfkit.backends.local.config import ImageEnvironment, LocalConfig
 from kfkit.backends.local.ports import PortReservations
 from kfkit.backends.local.state import JobDir
 from kfkit.errors import ValidationError
@@ -376,7 +376,8 @@ def plan_replica(
     resolver = _Resolver(job, replica, template, container, config, job_dir, path)
     image = config.image(str(container.get("image", "")))
 
-    env = resolver.env(image.env)
+    inherited = {**os.environ, "PATH": image_path(image)}
+    env = resolver.env({"PATH": inherited["PATH"], **image.env})
     for name, value in operator_env(job, replica, network, container["name"]):
         env[name] = value
     limits = (container.get("resources") or {}).get("limits") or {}
@@ -404,7 +405,7 @@ def plan_replica(
         return None, resolver.problems
     argv = [resolver.rewrite(part) for part in argv]
     for name in list(env):
-        if name not in os.environ or env[name] != os.environ[name]:
+        if name not in inherited or env[name] != inherited[name]:
             env[name] = resolver.rewrite(env[name])
     cwd = resolver.rewrite(container["workingDir"]) if container.get("workingDir") else workdir
     directories = [str(directory) for _, directory in resolver.mounts]
@@ -426,6 +427,19 @@ def plan_replica(
         ),
         [],
     )
+
+
+def image_path(image: ImageEnvironment) -> str:
+    """``$PATH`` with the image's interpreter directory first.
+
+    An image's ``python``/``python3`` (and the tools installed beside it, such as
+    ``torchrun``) are what a shell inside the container finds first; commands
+    that start a shell (``bash -c "... python -u ..."``, as the training SDK
+    writes them) find the same interpreter here as a bare ``python`` argv does.
+    """
+    directory = os.path.dirname(image.python)
+    rest = [part for part in os.environ.get("PATH", "").split(os.pathsep) if part != directory]
+    return os.pathsep.join([directory, *rest])
 
 
 def plan_job(

@@ -267,12 +267,33 @@ def plan_pod(
     )
 
 
+def pod_name_clashes(job: Job) -> list[str]:
+    """Pods of another job that hold this job's pod names: podman's names are machine-wide,
+    a cluster's are per namespace, so two namespaces' jobs of one name cannot run at once."""
+    listed = podman(
+        ["pod", "ls", "--format", '{{.Name}} {{index .Labels "' + LABEL + '"}}'], check=False
+    )
+    holders = dict(line.split(" ", 1) for line in listed.stdout.splitlines() if " " in line)
+    mine = f"{job.namespace}/{job.name}"
+    problems = []
+    for replica in job.replicas:
+        name = replica.pod_name(job.name)
+        holder = holders.get(name)
+        if holder is not None and holder != mine:
+            problems.append(
+                f"metadata.name: pod {name} already runs for job {holder} (podman pod names "
+                "are machine-wide; delete that job first)"
+            )
+    return problems
+
+
 def plan_job_pods(job: Job, config: LocalConfig, job_dir: JobDir) -> dict[str, ReplicaLaunch]:
     """Plan every replica's pod; raise ``ValidationError`` (nothing started) on any problem."""
     problems = [f"{job.source}: {problem}" for problem in local_problems(job)]
     if problems:
         raise ValidationError(problems)
     network = Network(job)  # the cluster's names and ports: each pod has its own address
+    problems += pod_name_clashes(job)
     launches: dict[str, ReplicaLaunch] = {}
     for replica in job.replicas:
         launch, found = plan_pod(job, replica, network, config, job_dir)

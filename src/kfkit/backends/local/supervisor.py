@@ -50,6 +50,11 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def killed_by_user(job_dir: JobDir, replica_key: str) -> Path:
+    """The marker ``kill_replica`` leaves before it kills a replica's container."""
+    return job_dir.path / f".killed-{replica_key}"
+
+
 def add_event(job_dir: JobDir, kind: str, reason: str, message: str) -> None:
     """Append a Kubernetes-style event (Normal/Warning) to the job's events.json."""
     events = read_json(job_dir.path / "events.json", [])
@@ -219,7 +224,11 @@ class Supervisor:
         # A container's cgroup OOM kill shows only as exit 137 (podman's OOMKilled flag
         # stays false on this kernel), so with a memory limit that code is trusted.
         pod = rp.launch.pod or {}
+        marker = killed_by_user(self.job_dir, rp.replica.key)
         cgroup_oom = rp.exit_code == 137 and bool(pod.get("memory_limit_bytes"))
+        if marker.exists():  # `kill_replica` killed the container: not the OOM killer
+            cgroup_oom = False
+            marker.unlink(missing_ok=True)
         if rp.oom_killed or (cgroup_oom and not stopped):
             rp.reason = "OOMKilled"
         elif stopped:
