@@ -11,10 +11,11 @@ The target comes from radish user data (``-u target=local|kubernetes``);
 
 from __future__ import annotations
 
-from radish import after, given, then, when, world
+from radish import after, before, given, then, when, world
 
 from kfkit import verify
-from kfkit.verify import platform
+from kfkit.report import evidence
+from kfkit.verify import interrupt, measure, platform
 
 
 def settings() -> verify.Settings:
@@ -68,6 +69,7 @@ def given_container_runtime(step):
 def when_job_runs(step, seconds):
     step.context.run = verify.run_job(settings(), step.context.plan, timeout=seconds)
     verify.attach_metrics(step, step.context.run)
+    measure.attach_run(settings(), step, step.context.run)
 
 
 @when("the job is started")
@@ -80,6 +82,7 @@ def when_replica_killed(step, victim, watched, count):
     plan = step.context.plan
     verify.wait_for_log_lines(settings(), plan, watched, "Train Epoch", count, timeout=300)
     verify.kill_replica(settings(), plan, victim)
+    measure.attach_kill(settings(), step, plan, victim, watched, count)
 
 
 @then("the job succeeded")
@@ -90,38 +93,39 @@ def then_job_succeeded(step):
 
 @then("every replica ended within {seconds:d} seconds without failure")
 def then_replicas_ended(step, seconds):
-    statuses = verify.wait_replicas_ended(settings(), step.context.run, timeout=seconds)
+    statuses = measure.check_replicas_ended(settings(), step, step.context.run, seconds)
     failed = {kind: s.get("failed") for kind, s in statuses.items() if s.get("failed")}
-    assert not failed, f"failed replicas: {failed}"
+    measure.check(step, step.context.run, "failed replicas", sum(failed.values()), "<=", 0)
 
 
 @then("the job restarted a replica")
 def then_restarted(step):
-    run = step.context.run
-    assert verify.restarts(run), f"no Restarting condition: {run.status.conditions}"
+    measure.check_restarted(step, step.context.run)
 
 
 @then("training resumed from a checkpoint")
 def then_resumed(step):
-    resumed = step.context.run.metrics.get("resumed_from_step")
-    assert resumed, f"training started over (resumed_from_step={resumed})"
+    measure.check_resumed(step, step.context.run)
 
 
 @then("every replica ended within {seconds:d} seconds")
 def then_replicas_stopped(step, seconds):
-    verify.wait_replicas_ended(settings(), step.context.run, timeout=seconds)
+    measure.check_replicas_ended(settings(), step, step.context.run, seconds)
 
 
 @then("the test accuracy is at least {threshold:g}")
 def then_accuracy(step, threshold):
-    accuracy = verify.final_accuracy(step.context.run)
-    assert accuracy >= threshold, f"test accuracy {accuracy:.4f} is below {threshold}"
+    run = step.context.run
+    measure.check(
+        step, run, "test accuracy", measure.metric(run, "final_accuracy"), ">=", threshold
+    )
 
 
 @then("the validation loss is below {threshold:g}")
 def then_loss(step, threshold):
-    loss = verify.final_loss(step.context.run)
-    assert loss < threshold, f"validation cross-entropy {loss:.4f} is not below {threshold}"
+    run = step.context.run
+    loss = measure.metric(run, "final_loss")
+    measure.check(step, run, "validation cross-entropy", loss, "<", threshold)
 
 
 # --- the chart -----------------------------------------------------------------------------
@@ -243,6 +247,29 @@ def then_build_succeeded(step):
 
 
 # --- hooks ----------------------------------------------------------------------------------
+
+
+@before.all
+def handle_ctrl_c(features, marker):
+    """Ctrl-C stops the running step and skips the rest, so radish still writes its report."""
+    interrupt.install()
+
+
+@before.each_step
+def skip_after_interrupt(step):
+    interrupt.skip_if_interrupted(step)
+
+
+@before.each_scenario
+def name_outline_rows(scenario):
+    """Outline rows are named by their example values (``(workers=2, ...)``), not "row 1"."""
+    evidence.name_example_row(scenario)
+
+
+@after.each_step
+def keep_failure_details(step):
+    """A failed step keeps its exception type and traceback in the cucumber JSON."""
+    evidence.attach_failure(step)
 
 
 @after.each_scenario

@@ -14,6 +14,9 @@ samples; the JSON written to ``--out`` has, per run:
 - ``peak_rss_bytes``: the largest replica's peak resident set (PyTorch: all ranks;
   TensorFlow: the chief).
 
+Beside the JSON, ``kfkit.report.benchmark`` draws every run's test accuracy against
+training time (``<out>.png`` and ``<out>.html``).
+
 Usage (from the repository root)::
 
     .venv/bin/python benchmarks/time_to_accuracy.py --out reports/time_to_accuracy.json
@@ -25,8 +28,10 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -208,8 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         "--kfkit-home", type=Path, default=None, help="local backend state (default: a fresh one)"
     )
     args = parser.parse_args(argv)
-    cache = Path(os.environ.get("KFKIT_CACHE", ROOT / ".cache"))
-    home = args.kfkit_home or Path(tempfile.mkdtemp(prefix="kfkit-home-", dir=cache))
+    home = args.kfkit_home or Path(tempfile.mkdtemp(prefix="kfkit-home-"))
+    if args.kfkit_home is None:
+        # A fresh home (with its copy of MNIST in the data volume) goes with the run;
+        # the results file keeps everything measured.
+        atexit.register(shutil.rmtree, home, True)
     os.environ["KFKIT_HOME"] = str(home)
 
     results = []
@@ -247,6 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(document, indent=2) + "\n")
     print(json.dumps(summary), flush=True)
     print(f"wrote {args.out}")
+    from kfkit.report.benchmark import write_plots
+
+    png, html = write_plots(args.out)  # beside the JSON: accuracy against training time
+    print(f"wrote {html}" + (f" and {png}" if png else ""))
     return 0 if all(r.get("succeeded") for r in results) else 1
 
 

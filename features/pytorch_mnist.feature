@@ -8,7 +8,7 @@ Feature: Distributed PyTorch MNIST
     Scenario Outline: A CI-sized PyTorchJob learns MNIST
         Given the training job "manifests/pytorchjob-mnist-gloo.yaml"
         And the job has <workers> Worker replicas
-        And the trainer arguments "--train-limit <images> --test-limit 2000 --epochs 1"
+        And the trainer arguments "--train-limit <images> --test-limit 2000 --epochs 1 --eval-every-samples 4000"
         When the job runs to completion within 300 seconds
         Then the job succeeded
         And every replica ended within 60 seconds without failure

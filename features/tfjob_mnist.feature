@@ -9,7 +9,7 @@ Feature: TFJob MNIST with parameter servers
     Scenario: A CI-sized TFJob with parameter servers learns MNIST and every replica ends
         Given the training job "manifests/tfjob-mnist-ps.yaml"
         And the job has 1 Worker replicas
-        And the trainer arguments "--train-limit 4000 --test-limit 1000"
+        And the trainer arguments "--train-limit 4000 --test-limit 1000 --eval-every-samples 1000"
         When the job runs to completion within 300 seconds
         Then the job succeeded
         And the validation loss is below 0.6

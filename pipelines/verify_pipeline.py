@@ -88,6 +88,7 @@ def merge_reports(
     html_report: Output[HTML],
     junit_xml: Output[Artifact],
     cucumber_json: Output[Artifact],
+    results_json: Output[Artifact],
     summary: Output[Markdown],
 ) -> NamedTuple("Verdict", [("scenarios", int), ("failed", int)]):  # type: ignore[valid-type]
     """Merge the groups' cucumber JSON and write the reports the KFP UI shows."""
@@ -105,6 +106,7 @@ def merge_reports(
         shutil.copyfile(written.html, html_report.path)
         shutil.copyfile(written.junit_xml, junit_xml.path)
         shutil.copyfile(written.cucumber_json, cucumber_json.path)
+        shutil.copyfile(written.results_json, results_json.path)
     counts = written.summary
     with open(summary.path, "w", encoding="utf-8") as out:
         out.write(summary_markdown(counts))

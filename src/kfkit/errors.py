@@ -39,3 +39,17 @@ class ValidationError(KfkitError):
 
 class NotFoundError(KfkitError):
     """A named object (job, replica, file) does not exist."""
+
+
+class AlreadyExistsError(KfkitError):
+    """A job of that name exists (finished or not); it is never replaced silently."""
+
+
+class WaitTimeoutError(KfkitError, TimeoutError):
+    """A wait ran out of time while the job was still going: it keeps running.
+
+    Exit status 3, apart from bad input (2) and a failed job (1), so a script can
+    tell "still running" from "wrong" and "failed".
+    """
+
+    exit_code = 3

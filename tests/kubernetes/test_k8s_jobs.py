@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes.client.exceptions import ApiException
 
 from kfkit.backends.kubernetes.connection import ConflictError
 from kfkit.backends.kubernetes.watch import WaitTimeout
 from kfkit.client import JobFailedError, TrainingClient, job_from_manifest
-from kfkit.errors import KfkitError, NotFoundError
+from kfkit.errors import AlreadyExistsError, KfkitError, NotFoundError
 from kfkit.jobs.model import Job
 
 pytestmark = pytest.mark.apiserver
@@ -84,10 +85,11 @@ def test_submit_is_a_server_side_apply_owned_by_kfkit(cluster: Any, namespace: s
     stored = cluster.operator.job("PyTorchJob", namespace, "mnist")
     managers = {(f["manager"], f["operation"]) for f in stored["metadata"]["managedFields"]}
     assert ("kfkit", "Apply") in managers
-    # kfkit's defaults went to the server: what runs there is what `kfkit validate` showed.
-    assert stored["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0][
-        "ports"
-    ] == [{"containerPort": 23456, "name": "pytorchjob-port", "protocol": "TCP"}]
+    # The cluster gets the manifest as written, as `kubectl apply` sends it: the
+    # operator's controller applies the defaults there (v1.9 has no mutating webhook).
+    worker = stored["spec"]["pytorchReplicaSpecs"]["Worker"]
+    assert "ports" not in worker["template"]["spec"]["containers"][0]
+    assert "runPolicy" not in stored["spec"]
     with pytest.raises(
         KfkitError, match=r"^mnist.yaml: metadata.name: PyTorchJob .* has not finished"
     ):
@@ -297,12 +299,17 @@ def test_delete_removes_the_job_its_pods_and_services(cluster: Any, namespace: s
         backend.delete("gone", namespace)
 
 
-def test_a_finished_job_is_replaced_on_submit(cluster: Any, namespace: str) -> None:
+def test_a_finished_job_is_refused_then_replaced_only_when_asked(
+    cluster: Any, namespace: str
+) -> None:
     backend = cluster.backend()
     backend.submit(make_job("again", namespace))
     first_uid = cluster.operator.job("PyTorchJob", namespace, "again")["metadata"]["uid"]
     cluster.operator.set_condition("PyTorchJob", namespace, "again", "Succeeded")
-    record = backend.submit(make_job("again", namespace))
+    with pytest.raises(AlreadyExistsError, match=r"already exists .*\(Succeeded\).*--replace"):
+        backend.submit(make_job("again", namespace))
+    assert cluster.operator.job("PyTorchJob", namespace, "again")["metadata"]["uid"] == first_uid
+    record = backend.submit(make_job("again", namespace), replace=True)
     stored = cluster.operator.job("PyTorchJob", namespace, "again")
     assert stored["metadata"]["uid"] != first_uid and not stored.get("status")
     assert record.status.phase == "Pending"
@@ -396,15 +403,28 @@ def test_the_cli_verbs_run_against_the_cluster(
     flags = ["--backend", "kubernetes", "--kubeconfig", str(cluster.server.kubeconfig)]
     flags += ["-n", namespace]
     operator = cluster.operator
+
+    def created() -> None:
+        """The operator acts once the CLI has created the job (however slow it starts)."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                operator.job("PyTorchJob", namespace, "cli")
+                return
+            except ApiException:
+                time.sleep(0.1)
+
     operator.later(
-        1.0,
+        0.0,
+        (created,),
         (operator.set_condition, "PyTorchJob", namespace, "cli", "Running"),
         (operator.set_condition, "PyTorchJob", namespace, "cli", "Succeeded"),
     )
     assert main(["run", "-f", str(manifest), *flags, "--timeout", "30"]) == 0
-    err = capsys.readouterr().err
-    assert f"PyTorchJob {namespace}/cli created (kubernetes backend)" in err
-    assert f"PyTorchJob {namespace}/cli: Succeeded" in err
+    captured = capsys.readouterr()
+    assert captured.out.startswith("pytorchjob.kubeflow.org/cli created\n")
+    assert "pytorchjob.kubeflow.org/cli Succeeded" in captured.out
+    assert f"PyTorchJob {namespace}/cli runs on the kubernetes backend" in captured.err
     assert main(["delete", "job", "cli", *flags]) == 0
     assert main(["describe", "job", "cli", *flags]) == 2
     assert f"job {namespace}/cli not found" in capsys.readouterr().err

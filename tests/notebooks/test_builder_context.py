@@ -232,3 +232,23 @@ def test_cli_build_dry_run(tmp_path: Path, notebook: Path, capsys: pytest.Captur
     assert container["image"] == "mirror.example.org/kaniko-project/executor:v1.23.2"
     assert job["metadata"]["namespace"] == "team"
     assert "--dry-run" in capsys.readouterr().err.replace("\n", " ")
+
+
+def test_directory_source_refuses_links_out_of_the_directory(tmp_path: Path) -> None:
+    private = tmp_path / "private.key"
+    private.write_text("not for an image")
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "train.py").write_text("print('hi')\n")
+    (source / "inside.py").symlink_to(source / "train.py")
+    (source / "loop").symlink_to(source / "loop")
+    files = preprocess(source, entrypoint="train.py")
+    assert files.files["inside.py"] == b"print('hi')\n"  # a link inside is its file
+    assert "loop" not in files.files
+    (source / "key").symlink_to(private)
+    with pytest.raises(KfkitError, match=r"key: a symbolic link to .*private.key, outside"):
+        preprocess(source, entrypoint="train.py")
+    (source / "key").unlink()
+    (source / "etc").symlink_to(tmp_path, target_is_directory=True)
+    with pytest.raises(KfkitError, match=r"etc: a symbolic link to .*, outside"):
+        preprocess(source, entrypoint="train.py")

@@ -74,7 +74,7 @@ def test_notebook_is_built_into_a_non_root_image(storage: Path) -> None:
         )
     )
     assert result.succeeded, result.message
-    tool = find_tool()
+    tool = find_tool()  # podman when installed: it reads the storage buildah wrote
     assert result.message == f"built localhost/team/mnist:v1 locally with {tool} (not pushed)"
     config = json.loads(buildah("inspect", "--type", "image", "localhost/team/mnist:v1"))
     image = config["OCIv1"]["config"]
@@ -109,7 +109,7 @@ def test_missing_base_image_is_reported_not_built(storage: Path) -> None:
         )
     )
     assert not result.succeeded
-    tool = find_tool()
+    tool = find_tool()  # podman when installed: it reads the storage buildah wrote
     assert result.message == (
         f"not built locally: base image localhost/not-here:1 is not in {tool}'s local storage "
         f"(pull it first: {tool} pull localhost/not-here:1)"

@@ -94,3 +94,34 @@ def test_tools_lists_every_pinned_tool(helm_bin: Path, capsys: pytest.CaptureFix
     for name in ("helm", "kubectl", "kube-apiserver", "etcd", "checkov", "trivy", "hadolint"):
         assert name in out
     assert status == (1 if "MISSING" in out else 0)
+
+
+def test_platform_help_is_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        run("--help")
+    out = capsys.readouterr().out
+    assert "``" not in out and "- ``render``" not in out
+    for verb in ("render", "lint", "upgrade", "check", "podsecurity", "tools"):
+        assert verb in out
+
+
+def test_check_reads_the_default_kubeconfig_like_every_verb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kfkit.cli.platform import _kubeconfig
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setattr("kfkit.backends.kubernetes.connection.running_in_pod", lambda: False)
+    with pytest.raises(KfkitError, match=r"^no kubeconfig: neither \$KUBECONFIG nor"):
+        _kubeconfig(None)
+    home_config = tmp_path / ".kube" / "config"
+    home_config.parent.mkdir()
+    home_config.write_text("apiVersion: v1\nkind: Config\n")
+    assert _kubeconfig(None) == home_config
+    chosen = tmp_path / "team.kubeconfig"
+    chosen.write_text("apiVersion: v1\nkind: Config\n")
+    monkeypatch.setenv("KUBECONFIG", f"{tmp_path / 'absent'}:{chosen}")
+    assert _kubeconfig(None) == chosen
+    with pytest.raises(KfkitError, match=r"--kubeconfig .*nope: no such file"):
+        _kubeconfig(tmp_path / "nope")

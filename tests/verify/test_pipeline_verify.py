@@ -69,6 +69,7 @@ def test_compiled_pipeline_shape():
     outputs = spec["components"]["comp-merge-reports"]["outputDefinitions"]["artifacts"]
     assert outputs["html_report"]["artifactType"]["schemaTitle"] == "system.HTML"
     assert outputs["summary"]["artifactType"]["schemaTitle"] == "system.Markdown"
+    assert outputs["results_json"]["artifactType"]["schemaTitle"] == "system.Artifact"
     groups = spec["root"]["inputDefinitions"]["parameters"]["groups"]["defaultValue"]
     module = load_pipeline_module(REPO)
     assert groups == module.FEATURE_GROUPS
@@ -80,7 +81,7 @@ def test_unknown_group_is_a_user_error():
 
 
 @pytest.mark.integration
-def test_local_run_passes_with_fast_groups(tmp_path, kfkit_home):
+def test_local_run_passes_with_fast_groups(tmp_path, kfkit_home, capfd):
     """Two of the suite's own feature groups, in parallel, with the @fast tag."""
     report_dir = tmp_path / "reports"
     code = cli(
@@ -88,12 +89,21 @@ def test_local_run_passes_with_fast_groups(tmp_path, kfkit_home):
         "--report-dir", str(report_dir), "--pipeline-root", str(tmp_path / "root"),
     )  # fmt: skip
     assert code == 0
+    # Into a pipe: kfp.local's INFO lines and colours go to a log file, progress to stderr.
+    printed = capfd.readouterr()
+    assert "\x1b[" not in printed.out + printed.err
+    assert " - INFO - " not in printed.out + printed.err
+    assert "Task 'merge-reports' finished with status SUCCESS" in printed.err
+    log = (report_dir / "kfp-local.log").read_text()
+    assert " - INFO - Executing task 'merge-reports'" in log and "\x1b[" not in log
     features = json.loads((report_dir / "cucumber.json").read_text())
     assert sorted(f["name"] for f in features) == [
         "Helm configuration of the platform",
         "Notebooks get the team's PodDefaults",
     ]
     assert "| scenarios | 2 | 2 | 0 | 0 |" in (report_dir / "summary.md").read_text()
+    # The merged measurements travel too (the helm and notebook steps measure no numbers).
+    assert json.loads((report_dir / "results.json").read_text()) == []
 
 
 @pytest.mark.integration

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
 
 import pytest
 
-from kfkit.report import load, merge, metrics_embedding, normalize, summarize
+from kfkit.report import evidence, load, merge, metrics_embedding, normalize, summarize
 from kfkit.report.cucumber import scenario_error, scenario_status, step_metrics
 
 
@@ -85,6 +86,67 @@ def test_metrics_embeddings_round_trip(demo_run):
     step = load(demo_run.cucumber_json)[0]["elements"][0]["steps"][1]
     (attached,) = step_metrics(step)
     assert attached["job"] == "adder-4"
-    assert attached["metrics"]["evals"][0]["accuracy"] == pytest.approx(0.57)
+    assert attached["metrics"]["evals"][-1]["accuracy"] == pytest.approx(0.57)
     made = {"embeddings": [metrics_embedding("j", {"x": 1}), {"mime_type": "text/plain"}]}
     assert step_metrics(made) == [{"job": "j", "metrics": {"x": 1}}]
+
+
+def test_outline_rows_are_named_by_their_example_values(demo_run):
+    names = [s["name"] for s in load(demo_run.cucumber_json)[0]["elements"]]
+    assert names[2:] == [
+        "Sums from a table (a=1, b=2, sum=3)",
+        "Sums from a table (a=5, b=5, sum=10)",
+    ]
+
+
+def test_assertion_steps_carry_their_measurement(demo_run):
+    scenarios = load(demo_run.cucumber_json)[0]["elements"]
+    (passed,) = evidence.step_measurements(scenarios[0]["steps"][2])
+    assert (passed.metric, passed.value, passed.threshold, passed.passed) == ("result", 7, 7, True)
+    (failed,) = evidence.step_measurements(scenarios[1]["steps"][2])
+    assert (failed.value, failed.threshold, failed.passed) == (7, 8, False)
+    # Cucumber tools show the text/plain embedding under the step.
+    assert evidence.step_texts(scenarios[1]["steps"][2])[0] == "result 7, required == 8"
+
+
+def test_failed_step_keeps_exception_type_and_traceback(demo_run):
+    step = load(demo_run.cucumber_json)[0]["elements"][1]["steps"][2]
+    failure = evidence.step_failure(step)
+    assert failure is not None
+    assert failure["type"] == "AssertionError"
+    assert failure["message"] == "expected 8, got 7"
+    assert failure["traceback"].startswith("Traceback (most recent call last):")
+    assert "demo_steps.py" in failure["location"]
+    assert evidence.step_failure(load(demo_run.cucumber_json)[0]["elements"][0]["steps"][2]) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "comparison", "threshold", "text"),
+    [
+        (0.98721, ">=", 0.9662, "test accuracy 0.9872 >= 0.9662"),
+        (0.8512, ">=", 0.9, "test accuracy 0.8512, required >= 0.9000"),
+        (None, ">=", 0.9, "test accuracy none, required >= 0.9000"),
+        (float("nan"), ">=", 0.9, "test accuracy none, required >= 0.9000"),
+    ],
+)
+def test_measurement_text(value, comparison, threshold, text):
+    measured = evidence.Measurement("test accuracy", value, comparison, threshold)
+    assert measured.text() == text
+    assert measured.passed == (text.find("required") < 0)
+    assert measured.paper_value == 0.9662
+
+
+def test_broken_embeddings_are_skipped():
+    step = {
+        "embeddings": [
+            {"mime_type": evidence.MEASUREMENT_MIME, "data": "not base64!"},
+            {"mime_type": evidence.MEASUREMENT_MIME, "data": base64.b64encode(b"[1]").decode()},
+            {
+                "mime_type": evidence.MEASUREMENT_MIME,
+                "data": base64.b64encode(b'{"x": 1}').decode(),
+            },
+            {"mime_type": evidence.JOB_MIME, "data": base64.b64encode(b'{"logs": 3}').decode()},
+        ]
+    }
+    assert evidence.step_measurements(step) == []
+    assert evidence.step_jobs(step) == []

@@ -75,6 +75,9 @@ def test_cucumber_html_reporter_reads_our_json(demo_run, tmp_path):
     }
     assert steps(html)[:3] == ["Given the number 3", "When I add 4", "Then the result is 7"]
     assert "expected 8, got 7" in html
+    # The measurements and the traceback the steps attached are shown under their steps.
+    assert "result 7 == 7" in html and "result 7, required == 8" in html
+    assert "Traceback (most recent call last):" in html
     # Durations are nanoseconds: the tool prints this demo's steps in (milli)seconds, never hours.
     durations = re.findall(r'step-duration">\s*([^<]*?)\s*<', html)
     assert durations and not any("h" in d or "m " in d for d in durations), durations

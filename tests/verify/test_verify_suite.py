@@ -10,7 +10,7 @@ import pytest
 
 from kfkit.cli import verify as verify_cli
 from kfkit.errors import KfkitError
-from kfkit.report import load
+from kfkit.report import evidence, load
 from kfkit.verify import Settings, tag_expression, verify
 
 from .conftest import HERE, REPO
@@ -59,9 +59,19 @@ def test_cli_runs_the_features_and_fails_on_the_broken_scenario(tmp_path, kfkit_
     error = broken["steps"][0]["result"]["error_message"]
     assert error.endswith("manifests/examples/no-such-job.yaml: no such file or directory")
 
+    # The suite's hook kept the exception's type and traceback; the steps kept what they saw.
+    details = evidence.step_failure(broken["steps"][0])
+    assert details is not None and details["type"] == "ValidationError"
+    assert "in plan_job" in details["traceback"]
+    measured = [m for s in passed["steps"] for m in evidence.step_measurements(s)]
+    assert [m.metric for m in measured] == ["replicas ended after", "failed replicas"]
+    assert (measured[1].value, measured[1].comparison, measured[1].threshold) == (0, "<=", 0)
+    assert measured[0].value is not None and measured[0].value <= 60 and measured[0].unit == "s"
+
     junit = ET.parse(tmp_path / "junit.xml").getroot()
     (failure,) = junit.findall("testsuite/testcase/failure")
     assert "no-such-job.yaml: no such file or directory" in failure.get("message", "")
+    assert failure.get("type") == "ValidationError"
     html = (tmp_path / "report.html").read_text()
     assert "no-such-job.yaml: no such file or directory" in html
 

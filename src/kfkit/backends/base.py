@@ -98,8 +98,12 @@ class Backend(Protocol):
 
     name: str
 
-    def submit(self, job: Job) -> JobRecord:
-        """Start the job; return at once (use :meth:`wait` to follow it)."""
+    def submit(self, job: Job, replace: bool = False) -> JobRecord:
+        """Start the job; return at once (use :meth:`wait` to follow it).
+
+        A job of the same name is refused (``AlreadyExistsError``), as the API server
+        refuses a second create; ``replace`` first deletes it if it has finished.
+        """
         ...
 
     def get(self, name: str, namespace: str = "default", kind: str | None = None) -> JobRecord:
@@ -128,8 +132,17 @@ class Backend(Protocol):
         replica: str | None = None,
         follow: bool = False,
         kind: str | None = None,
+        *,
+        tail: int | None = None,
+        previous: bool = False,
+        since: float | None = None,
+        timestamps: bool = False,
     ) -> Iterator[tuple[str, str]]:
-        """Yield ``(replica, line)`` pairs; ``replica`` names like ``master-0``."""
+        """Yield ``(replica, line)`` pairs; ``replica`` names like ``master-0``.
+
+        ``tail`` (last lines per replica), ``previous`` (the run before a restart),
+        ``since`` (seconds) and ``timestamps`` mean what they mean to ``kubectl logs``.
+        """
         ...
 
     def delete(self, name: str, namespace: str = "default", kind: str | None = None) -> None:

@@ -126,7 +126,7 @@ class ContainerBuilder:
 
     def __init__(self, config: BuildConfig, console: Console | None = None) -> None:
         self.config = config
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, soft_wrap=True)  # paths never wrap
 
     def build(self) -> BuildResult:
         config = self.config

@@ -9,6 +9,7 @@ script with a syntax error fails here, with the cell that broke it.
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,17 +86,38 @@ def notebook_to_script(path: Path) -> str:
     return str(script)
 
 
+def _directory_files(source: Path) -> list[Path]:
+    """The regular files under ``source`` that go into the context, sorted.
+
+    A symbolic link whose target lies outside ``source`` is refused, as Docker
+    refuses a path outside its build context: copying it would put a file the
+    user never meant to publish (``~/.ssh/id_rsa``, say) into an image. Links
+    inside the directory are copied as the files they point to; links to
+    directories are not followed, so a loop cannot hang the walk.
+    """
+    root = Path(os.path.realpath(source))
+    files: list[Path] = []
+    for directory, subdirectories, names in os.walk(source):
+        subdirectories[:] = sorted(d for d in subdirectories if d not in IGNORED_NAMES)
+        for name in [*names, *subdirectories]:
+            path = Path(directory, name)
+            if path.is_symlink() and not Path(os.path.realpath(path)).is_relative_to(root):
+                raise KfkitError(
+                    f"{path}: a symbolic link to {os.readlink(path)}, outside {source}; "
+                    "copy the file into the directory to build it in"
+                )
+        files += [Path(directory, name) for name in names if name not in IGNORED_NAMES]
+    return sorted(path for path in files if path.is_file())
+
+
 def preprocess(
     source: Path, requirements: Path | None = None, entrypoint: str | None = None
 ) -> BuildFiles:
     """The build context's files for a notebook or a directory, checked."""
     result = BuildFiles()
     if source.is_dir():
-        for path in sorted(source.rglob("*")):
-            relative = path.relative_to(source)
-            if any(part in IGNORED_NAMES for part in relative.parts) or not path.is_file():
-                continue
-            result.files[relative.as_posix()] = path.read_bytes()
+        for path in _directory_files(source):
+            result.files[path.relative_to(source).as_posix()] = path.read_bytes()
         if not result.files:
             raise KfkitError(f"{source}: the directory is empty; nothing to build")
         if entrypoint is not None and entrypoint not in result.files:

@@ -11,8 +11,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from kfkit.cli.output import stdout_is_terminal
 from kfkit.errors import KfkitError
 from kfkit.verify import TARGETS, find_suite_dir
 
@@ -96,6 +98,12 @@ def run_local(args: argparse.Namespace) -> int:
 
     suite = _suite(args)
     _check_groups(suite, args.groups)
+    log_file = None
+    if not stdout_is_terminal():
+        # In a pipe or CI log: kfp.local's own output goes to a file, progress to stderr.
+        log_file = Path(args.report_dir).resolve() / "kfp-local.log"
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        print(f"kfp.local's log: {log_file}", file=sys.stderr)
     result = run(
         suite,
         tags=args.tags,
@@ -103,6 +111,7 @@ def run_local(args: argparse.Namespace) -> int:
         pipeline_root=Path(args.pipeline_root),
         report_dir=Path(args.report_dir),
         runner=args.runner,
+        log_file=log_file,
     )
     print()
     for line in result.summary.lines():

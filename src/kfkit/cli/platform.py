@@ -26,7 +26,10 @@ if TYPE_CHECKING:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     platform = subparsers.add_parser(
-        "platform", help="the Kubeflow platform Helm chart", description=__doc__
+        "platform",
+        help="the Kubeflow platform Helm chart",
+        description="Render, lint, install (helm upgrade) and check the Kubeflow platform "
+        "chart; check pod templates against Pod Security; show the pinned tools.",
     )
     verbs = platform.add_subparsers(dest="platform_command", metavar="VERB")
     verbs.required = True
@@ -67,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check = verbs.add_parser("check", help="wait for the CRDs and Deployments to be ready")
     check.add_argument("--release", default="kubeflowinstaller")
     check.add_argument("-n", "--namespace", default="kubeflow")
-    check.add_argument("--kubeconfig", type=Path)
+    check.add_argument("--kubeconfig", type=Path, help="default: $KUBECONFIG, else ~/.kube/config")
     check.add_argument("--timeout", type=float, default=300.0)
     values_options(check)
     check.set_defaults(func=run_check)
@@ -142,14 +145,11 @@ def run_check(args: argparse.Namespace) -> int:
     from kfkit.platform import check
     from kfkit.platform.helm import render
 
+    kubeconfig = _kubeconfig(args.kubeconfig)
     objects = render(_values(args), release=args.release, namespace=args.namespace)
-    if not args.kubeconfig:
-        raise KfkitError("--kubeconfig: required outside the cluster")
-    argv = [
-        f"--namespace={args.namespace}",
-        f"--timeout={args.timeout}",
-        f"--kubeconfig={args.kubeconfig}",
-    ]
+    argv = [f"--namespace={args.namespace}", f"--timeout={args.timeout}"]
+    if kubeconfig is not None:
+        argv.append(f"--kubeconfig={kubeconfig}")
     for obj in objects:
         annotations = obj["metadata"].get("annotations") or {}
         if "helm.sh/hook" in annotations:
@@ -159,6 +159,24 @@ def run_check(args: argparse.Namespace) -> int:
         elif obj["kind"] == "Deployment":
             argv.append(f"--deployment={obj['metadata']['name']}")
     return check.main(argv)
+
+
+def _kubeconfig(given: Path | None) -> Path | None:
+    """``--kubeconfig``, else ``$KUBECONFIG`` or ``~/.kube/config`` as every other verb
+    reads it; None inside a pod (its service account is used)."""
+    from kfkit.backends.kubernetes.connection import default_kubeconfig, running_in_pod
+
+    if given is not None:
+        if not given.is_file():
+            raise KfkitError(f"--kubeconfig {given}: no such file")
+        return given
+    found = default_kubeconfig()
+    if found is None and not running_in_pod():
+        raise KfkitError(
+            "no kubeconfig: neither $KUBECONFIG nor ~/.kube/config exists and this is not a "
+            "pod; pass --kubeconfig"
+        )
+    return found
 
 
 def run_podsecurity(args: argparse.Namespace) -> int:

@@ -2,7 +2,8 @@
 
 The exit status is what CI and ``helm upgrade`` scripts look at: 0 when every
 scenario that ran passed, 1 when one failed (or none ran), 2 for a usage
-error such as an unknown target.
+error such as an unknown target or no reachable cluster, 130 when interrupted
+(the report then holds what ran until Ctrl-C).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from kfkit.cli.args import duration
 from kfkit.errors import KfkitError
 from kfkit.verify import TARGETS, verify
 
@@ -38,7 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--suite-dir", help="directory with features/ and stepfile.py (default: found from here)"
     )
     parser.add_argument(
-        "--timeout", type=float, default=3600.0, help="seconds for the whole run (default: 3600)"
+        "--timeout",
+        type=duration,
+        default=3600.0,
+        help="for the whole run: 90s, 10m, 1h or seconds (default: 1h)",
     )
     parser.add_argument(
         "-u",
@@ -72,12 +77,14 @@ def run(args: argparse.Namespace) -> int:
         user_data=parse_user_data(args.user_data),
     )
     reports = result.reports
+    # radish has just printed the counts of features, scenarios and steps: not again.
     print()
-    for line in reports.summary.lines():
-        print(line)
     print(f"HTML report:  {reports.html}")
     print(f"cucumber JSON: {reports.cucumber_json}")
     print(f"JUnit XML:    {reports.junit_xml}")
+    if result.interrupted:
+        print("verification interrupted: the report holds what ran until then", file=sys.stderr)
+        return 130
     if not result.ok:
         print("verification FAILED", file=sys.stderr)
         return 1

@@ -41,7 +41,10 @@ def stored_object(record: JobRecord) -> dict[str, Any]:
     its Created condition, the moment ``submit`` wrote it.
     """
     if record.stored is not None:
-        return record.stored
+        # A job applied as written lacks the fields the operator's controller
+        # defaults in memory (``runPolicy``...), which the SDK's models require:
+        # read it with those defaults, as the controller does.
+        return {**record.stored, "spec": copy.deepcopy(record.job.manifest["spec"])}
     obj = copy.deepcopy(record.job.manifest)
     obj["status"] = copy.deepcopy(record.status.raw)
     created = record.status.condition(CREATED) or {}

@@ -110,11 +110,16 @@ class Job:
     webhook's own warnings and kfkit's advisories. The CLI prints them as
     kubectl prints API warnings (``Warning: ...``); the client and the BDD
     steps read the same list.
+
+    ``submitted`` is the manifest as the user wrote it: what a cluster is
+    sent, since there the operator's controller applies the defaults, not
+    admission. Empty for jobs built in code, which then send ``manifest``.
     """
 
     manifest: dict[str, Any]
     source: str
     warnings: list[str] = field(default_factory=list)
+    submitted: dict[str, Any] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:

@@ -23,9 +23,12 @@ def parse_quantity(value: str | int | float) -> float:
     if not match:
         raise KfkitError(f"{value!r} is not a valid quantity")
     number, suffix = float(match.group(1)), match.group(2) or ""
-    if suffix[:1] in ("e", "E"):
-        return number * 10 ** int(suffix[1:])
-    return number * _SUFFIXES[suffix]
+    try:
+        if suffix not in _SUFFIXES:  # an exponent, e3 or E3 ("E" and "Ei" are suffixes)
+            return number * 10.0 ** int(suffix[1:])
+        return number * _SUFFIXES[suffix]
+    except OverflowError:  # 1e400: larger than any float, so larger than any machine
+        return math.inf if number > 0 else -math.inf if number < 0 else 0.0
 
 
 def cpu_threads(value: str | int | float) -> int:

@@ -73,6 +73,21 @@ _KUBEFLOW_TYPES: dict[str, dict[str, tuple[str, str]]] = {
         "enable_dynamic_worker": ("enableDynamicWorker", "bool"),
     },
 }
+# Kubeflow integer fields declared int32 in the upstream CRDs (the rest are int64 or
+# the client's own int32 fields, which the API server also bounds).
+_INT32_FIELDS = {
+    "replicas",
+    "backoff_limit",
+    "min_available",
+    "schedule_timeout_seconds",
+    "min_replicas",
+    "max_replicas",
+    "rdzv_port",
+    "n_proc_per_node",
+    "max_restarts",
+    "container_port",
+    "host_port",
+}
 # Values that are objects of their own but must carry these fields.
 _REQUIRED = {"V1Container": ("name",), "V1EnvVar": ("name",), "V1Volume": ("name",)}
 
@@ -145,6 +160,10 @@ def check(value: Any, type_name: str, path: str, attribute: str = "") -> list[st
     if type_name == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             return [f"{path}: must be an integer, got {_type_label(value)}"]
+        # The API server's integers are int32 or int64: nothing larger is stored.
+        limit = 2**31 if attribute in _INT32_FIELDS else 2**63
+        if not -limit <= value < limit:
+            return [f"{path}: {value} is out of range (at most {limit - 1})"]
         return []
     if type_name == "float":
         if isinstance(value, bool) or not isinstance(value, int | float):

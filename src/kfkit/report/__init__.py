@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from kfkit.report import evidence
 from kfkit.report.cucumber import (
     METRICS_MIME,
     Feature,
@@ -24,12 +25,14 @@ from kfkit.report.cucumber import (
 from kfkit.report.environment import collect_environment
 from kfkit.report.html import render_html, write_html
 from kfkit.report.junit import write_junit
+from kfkit.report.results import results
 
-CUCUMBER_JSON, JUNIT_XML, HTML_REPORT, SUMMARY_JSON = (
+CUCUMBER_JSON, JUNIT_XML, HTML_REPORT, SUMMARY_JSON, RESULTS_JSON = (
     "cucumber.json",
     "junit.xml",
     "report.html",
     "summary.json",
+    "results.json",
 )
 
 
@@ -42,6 +45,7 @@ class Reports:
     junit_xml: Path
     html: Path
     summary_json: Path
+    results_json: Path
 
 
 def write_reports(
@@ -49,7 +53,11 @@ def write_reports(
     report_dir: str | Path,
     environment: dict[str, str] | None = None,
 ) -> Reports:
-    """Write cucumber.json, junit.xml, report.html and summary.json into ``report_dir``."""
+    """Write cucumber.json, junit.xml, report.html, summary.json and results.json.
+
+    ``results.json`` lists every measured value with its threshold (the HTML
+    report's results table), for scripts that compare runs.
+    """
     directory = Path(report_dir)
     directory.mkdir(parents=True, exist_ok=True)
     features = normalize(features)
@@ -58,12 +66,16 @@ def write_reports(
     cucumber_json.write_text(json.dumps(features, indent=2, sort_keys=True), encoding="utf-8")
     summary_json = directory / SUMMARY_JSON
     summary_json.write_text(json.dumps(summary.as_dict(), indent=2), encoding="utf-8")
+    results_json = directory / RESULTS_JSON
+    rows = [row.as_dict() for row in results(features)]
+    results_json.write_text(json.dumps(rows, indent=2), encoding="utf-8")
     return Reports(
         summary=summary,
         cucumber_json=cucumber_json,
         junit_xml=write_junit(features, directory / JUNIT_XML),
         html=write_html(features, directory / HTML_REPORT, environment),
         summary_json=summary_json,
+        results_json=results_json,
     )
 
 
@@ -73,6 +85,7 @@ __all__ = [
     "Reports",
     "Summary",
     "collect_environment",
+    "evidence",
     "load",
     "merge",
     "metrics_embedding",

@@ -3,12 +3,20 @@
 radish can write JUnit itself, but only for the features one radish process
 ran; writing it from the (merged) cucumber JSON gives the pipeline and
 ``kfkit verify`` one JUnit file with the same counts as the HTML report.
+
+Each testcase carries what a CI page can show without the HTML report: the
+measured values and their thresholds as ``properties`` (as pytest's
+``record_property`` writes them: ``<job>: test accuracy`` = ``0.9872``,
+``<job>: test accuracy threshold`` = ``>= 0.9662``), the step log with every
+step's output in ``system-out``, and for a failure the exception type and
+message, the traceback in its text.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 from kfkit.report.cucumber import (
     FAILED,
@@ -18,20 +26,53 @@ from kfkit.report.cucumber import (
     scenario_error,
     scenario_status,
 )
+from kfkit.report.evidence import format_value, step_failure, step_measurements, step_texts
 
 
 def _seconds(nanoseconds: int) -> str:
     return f"{nanoseconds / 1e9:.3f}"
 
 
-def _steps_text(scenario: dict) -> str:
+def _steps_text(scenario: dict[str, Any], with_output: bool = False) -> str:
+    """One line per step (``Then the result is 8 ... failed``), its output indented below."""
     lines = []
     for step in scenario.get("steps") or []:
         result = step["result"]
         lines.append(f"{step['keyword']}{step['name']} ... {result['status']}")
-        if result.get("error_message"):
+        if with_output:
+            lines += [f"    {line}" for text in step_texts(step) for line in text.splitlines()]
+        elif result.get("error_message"):
             lines.append(f"    {result['error_message']}")
     return "\n".join(lines)
+
+
+def _failure(case: ET.Element, scenario: dict[str, Any]) -> None:
+    error = scenario_error(scenario) or "failed"
+    failed = next((s for s in scenario.get("steps") or [] if s["result"]["status"] == FAILED), None)
+    details = step_failure(failed) if failed else None
+    failure = ET.SubElement(
+        case,
+        "failure",
+        message=error.splitlines()[0][:500],
+        type=(details or {}).get("type") or "AssertionError",
+    )
+    text = _steps_text(scenario)
+    if details and details["traceback"]:
+        text += f"\n\n{details['traceback']}"
+    failure.text = text
+
+
+def _properties(case: ET.Element, scenario: dict[str, Any]) -> None:
+    measured = [m for step in scenario.get("steps") or [] for m in step_measurements(step)]
+    if not measured:
+        return
+    properties = ET.SubElement(case, "properties")
+    for m in measured:
+        name = f"{m.job}: {m.metric}" if m.job else m.metric
+        unit = f" {m.unit}" if m.unit else ""
+        ET.SubElement(properties, "property", name=name, value=format_value(m.value, m.unit) + unit)
+        threshold = f"{m.comparison} {format_value(m.threshold, m.unit)}{unit}"
+        ET.SubElement(properties, "property", name=f"{name} threshold", value=threshold)
 
 
 def junit_tree(features: list[Feature]) -> ET.ElementTree:
@@ -50,14 +91,14 @@ def junit_tree(features: list[Feature]) -> ET.ElementTree:
                 time=_seconds(duration),
             )
             status = scenario_status(scenario)
+            _properties(case, scenario)
             if status == FAILED:
-                error = scenario_error(scenario) or "failed"
-                failure = ET.SubElement(case, "failure", message=error.splitlines()[0][:500])
-                failure.text = _steps_text(scenario)
+                _failure(case, scenario)
                 counts["failures"] += 1
             elif status != PASSED:
                 ET.SubElement(case, "skipped", message="not every step ran")
                 counts["skipped"] += 1
+            ET.SubElement(case, "system-out").text = _steps_text(scenario, with_output=True)
             counts["tests"] += 1
             counts["time"] += duration
         for key in ("tests", "failures", "skipped"):

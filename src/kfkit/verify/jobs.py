@@ -125,6 +125,20 @@ class JobPlan:
         self.manifest["spec"].setdefault("runPolicy", {})[field_name] = value
 
 
+def unshared(value: Any) -> Any:
+    """A deep copy in which no two places share an object.
+
+    YAML anchors (``template: &pod`` ... ``template: *pod``) load as one object
+    seen from several places, and ``copy.deepcopy`` keeps that sharing; a step
+    that edits one replica type's template must not edit the others' too.
+    """
+    if isinstance(value, dict):
+        return {key: unshared(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unshared(item) for item in value]
+    return copy.copy(value)
+
+
 def plan_job(settings: Settings, manifest: str, trainer: bool = False) -> JobPlan:
     """Load a manifest through the job model and give the job a name unique to this run.
 
@@ -137,7 +151,7 @@ def plan_job(settings: Settings, manifest: str, trainer: bool = False) -> JobPla
     if len(jobs) != 1:
         raise KfkitError(f"{manifest}: expected one job, found {len(jobs)}")
     _job_counter += 1
-    plan = JobPlan(copy.deepcopy(jobs[0].manifest), manifest, trainer)
+    plan = JobPlan(unshared(jobs[0].manifest), manifest, trainer)
     suffix = f"-{settings.run_id}-{_job_counter}"
     plan.manifest["metadata"]["name"] = plan.name[: 40 - len(suffix)].rstrip("-") + suffix
     return plan
@@ -226,6 +240,7 @@ def metrics_from_logs(lines: Sequence[str]) -> dict[str, Any]:
 def submit_job(settings: Settings, plan: JobPlan) -> Path:
     """Write the plan as a manifest next to the report, load it through the job model, submit."""
     from kfkit.jobs.load import load_jobs
+    from kfkit.verify.datasets import share_dataset
 
     if plan.manifest_file is not None:
         raise KfkitError(f"job {plan.name} was already started")
@@ -234,6 +249,7 @@ def submit_job(settings: Settings, plan: JobPlan) -> Path:
     manifest_file = job_dir / "job.yaml"
     manifest_file.write_text(yaml.safe_dump(plan.manifest, sort_keys=False), encoding="utf-8")
     job = load_jobs([manifest_file])[0]
+    share_dataset(settings, plan)
     settings.backend().submit(job)
     plan.manifest_file = manifest_file
     return manifest_file
@@ -269,11 +285,12 @@ def finish_job(settings: Settings, plan: JobPlan, timeout: float) -> JobRun:
 def cleanup_job(settings: Settings, plan: JobPlan) -> None:
     """Delete a job this run submitted (stopping any replica still running)."""
     from kfkit.errors import NotFoundError
+    from kfkit.verify.datasets import unshare_dataset
 
-    if plan.manifest_file is None:
-        return
-    with contextlib.suppress(NotFoundError):
-        settings.backend().delete(plan.name, plan.namespace)
+    if plan.manifest_file is not None:
+        with contextlib.suppress(NotFoundError):
+            settings.backend().delete(plan.name, plan.namespace)
+    unshare_dataset(settings, plan)  # also after a submit that failed
 
 
 def run_job(settings: Settings, plan: JobPlan, timeout: float) -> JobRun:

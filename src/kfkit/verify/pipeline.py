@@ -17,25 +17,31 @@ of two runners:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import os
+import re
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
+
+from rich.text import Text
 
 from kfkit.errors import KfkitError
 from kfkit.report import (
     CUCUMBER_JSON,
     HTML_REPORT,
     JUNIT_XML,
+    RESULTS_JSON,
     Feature,
     Summary,
     collect_environment,
@@ -56,6 +62,7 @@ MERGED_OUTPUTS = {
     "html_report": HTML_REPORT,
     "junit_xml": JUNIT_XML,
     "cucumber_json": CUCUMBER_JSON,
+    "results_json": RESULTS_JSON,
     "summary": "summary.md",
 }
 
@@ -115,6 +122,34 @@ class LocalRun:
     summary: Summary
 
 
+# kfp.local's lines that say how the run goes; the rest (INFO, streamed task logs) is detail.
+_PROGRESS_LINE = re.compile(r"Executing task|finished with status|Running pipeline")
+
+
+class KfpLog(io.TextIOBase):
+    """Where kfp.local's output goes off a terminal: all of it, uncoloured, to a log
+    file, and only its one-line task progress to ``echo``."""
+
+    def __init__(self, log: TextIO, echo: TextIO) -> None:
+        self.log, self.echo, self._partial = log, echo, ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            plain = Text.from_ansi(line).plain  # kfp.local colours names and statuses
+            self.log.write(plain + "\n")
+            if _PROGRESS_LINE.search(plain):
+                self.echo.write(plain.split(" - INFO - ")[-1].strip() + "\n")
+                self.echo.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self.log.flush()
+
+
 def _latest_run_dir(pipeline_root: Path, before: set[Path]) -> Path:
     runs = [p for p in pipeline_root.glob(f"{PIPELINE_NAME}-*") if p not in before]
     if not runs:
@@ -131,9 +166,22 @@ def _run_pipeline(call: Callable[[], None]) -> bool:
             call()
         except RuntimeError as error:
             # kfp.local reports a failed task (check-verdict when a scenario failed) this way.
-            print(f"pipeline failed: {error}")
+            print(f"pipeline failed: {Text.from_ansi(str(error)).plain}", file=sys.stderr)
             return False
     return True
+
+
+@contextlib.contextmanager
+def _kfp_output(log_file: Path | None) -> Iterator[None]:
+    """With ``log_file``, kfp.local's output goes there and its progress lines to stderr."""
+    if log_file is None:
+        yield
+        return
+    with (
+        log_file.open("w", encoding="utf-8") as log,
+        contextlib.redirect_stdout(KfpLog(log, sys.stderr)),
+    ):
+        yield
 
 
 def run_local(
@@ -143,8 +191,13 @@ def run_local(
     pipeline_root: Path = Path("reports/pipeline-root"),
     report_dir: Path = Path("reports/pipeline"),
     runner: str = "subprocess",
+    log_file: Path | None = None,
 ) -> LocalRun:
-    """Run the pipeline with kfp.local (``runner``: subprocess or container); write its reports."""
+    """Run the pipeline with kfp.local (``runner``: subprocess or container); write its reports.
+
+    With ``log_file`` kfp.local's output (hundreds of lines, coloured) goes there
+    and only its task progress lines to stderr, for CI logs and pipes.
+    """
     if runner not in RUNNERS:
         raise KfkitError(f"--runner: {runner!r} is not one of {', '.join(RUNNERS)}")
     module = load_pipeline_module(suite_dir)
@@ -153,7 +206,7 @@ def run_local(
     before = set(pipeline_root.glob(f"{PIPELINE_NAME}-*"))
     if runner == "container":
         return _run_in_containers(
-            module, suite_dir, tags, groups, pipeline_root, before, report_dir
+            module, suite_dir, tags, groups, pipeline_root, before, report_dir, log_file
         )
     from kfp import local
 
@@ -162,9 +215,10 @@ def run_local(
         pipeline_root=str(pipeline_root),
         raise_on_error=True,
     )
-    succeeded = _run_pipeline(
-        lambda: module.verify_pipeline(**arguments(tags, "local", suite_dir, groups))
-    )
+    with _kfp_output(log_file):
+        succeeded = _run_pipeline(
+            lambda: module.verify_pipeline(**arguments(tags, "local", suite_dir, groups))
+        )
     run_dir = _latest_run_dir(pipeline_root, before)
     merged = run_dir / "merge-reports"
     if not merged.is_dir():
@@ -238,7 +292,7 @@ def _mounts() -> list[object]:
     return mounts
 
 
-@contextmanager
+@contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM cleans up like Ctrl-C does (only the main thread may handle signals)."""
 
@@ -264,6 +318,7 @@ def _run_in_containers(
     pipeline_root: Path,
     before: set[Path],
     report_dir: Path,
+    log_file: Path | None,
 ) -> LocalRun:
     try:
         import docker  # noqa: F401  (kfp's DockerRunner needs it)
@@ -292,7 +347,7 @@ def _run_in_containers(
         call = lambda: module.verify_pipeline(**arguments(tags, "local", None, groups))  # noqa: E731
         result["succeeded"] = _run_pipeline(call)
 
-    with docker_host(), _sigterm_as_interrupt():
+    with docker_host(), _sigterm_as_interrupt(), _kfp_output(log_file):
         local.init(
             runner=local.DockerRunner(),
             pipeline_root=str(pipeline_root),
@@ -306,7 +361,7 @@ def _run_in_containers(
                     while worker.is_alive():
                         worker.join(0.5)
                 except KeyboardInterrupt:
-                    print("interrupted: removing the run's containers", flush=True)
+                    print("interrupted: removing the run's containers", file=sys.stderr, flush=True)
                     run.cancel()
                     worker.join(60)
                     raise

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from kfkit.errors import KfkitError
 from kfkit.report import Reports, collect_environment, load, write_reports
+from kfkit.report.environment import cluster_context
 
 TARGETS = ("local", "kubernetes")
 RADISH_MAIN = "import sys; from radish.main import main; sys.exit(main())"
@@ -77,7 +78,9 @@ def radish_command(
     command = [sys.executable, "-c", RADISH_MAIN, *map(str, features)]
     command += ["-b", str(basedir), "--cucumber-json", str(cucumber_json)]
     if not sys.stdout.isatty():
-        command += ["--no-ansi"]
+        # Without ANSI radish cannot overwrite a step's line once it has run, so it
+        # would print every step twice: before and after running it.
+        command += ["--no-ansi", "--write-steps-once"]
     if tags:
         command += ["--tags", tags]
     for key, value in user_data.items():
@@ -85,23 +88,58 @@ def radish_command(
     return command
 
 
-def _run_radish(command: list[str], env: dict[str, str], timeout: float) -> int:
-    """Run radish in its own process group so a timeout stops its jobs' helpers too."""
+# How long radish gets, after Ctrl-C, to stop the running step, remove its jobs and write
+# its report (stopping a replica may take its whole termination grace period).
+INTERRUPT_GRACE_SECONDS = 120.0
+
+
+@dataclass
+class RadishExit:
+    code: int
+    interrupted: bool = False
+
+
+def _run_radish(command: list[str], env: dict[str, str], timeout: float) -> RadishExit:
+    """Run radish in its own process group so a timeout stops its jobs' helpers too.
+
+    Ctrl-C reaches kfkit only (radish has a session of its own): it is passed on
+    to radish as one SIGINT, which stops the running step and lets radish write
+    its report (:mod:`kfkit.verify.interrupt`); a second Ctrl-C stops radish at once.
+    """
     process = subprocess.Popen(command, env=env, start_new_session=True)
     try:
-        return process.wait(timeout=timeout)
+        return RadishExit(process.wait(timeout=timeout))
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        _stop_group(process)
         raise KfkitError(f"verification timed out after {timeout:.0f}s") from None
     except KeyboardInterrupt:
-        os.killpg(process.pid, signal.SIGTERM)
+        print("kfkit verify: interrupted: stopping the running step", file=sys.stderr)
+        process.send_signal(signal.SIGINT)
+        try:
+            return RadishExit(process.wait(timeout=INTERRUPT_GRACE_SECONDS), interrupted=True)
+        except (KeyboardInterrupt, subprocess.TimeoutExpired):
+            _stop_group(process)
+            return RadishExit(process.returncode, interrupted=True)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-        raise
+
+
+def _stop_local_jobs(home: Path) -> None:
+    """After an interrupted run: no job of the run is left running (radish's hooks
+    remove them; this catches one whose step was stopped mid-way)."""
+    from kfkit.backends.local import LocalBackend
+
+    backend = LocalBackend(home=home)
+    for record in backend.list():
+        if not record.status.finished:
+            backend.stop(record.job.name, record.job.namespace)
 
 
 def _any_scenario(feature_paths: Sequence[Path], expression: str | None) -> bool:
@@ -123,16 +161,33 @@ def _any_scenario(feature_paths: Sequence[Path], expression: str | None) -> bool
     return any(feature.scenarios for feature in core.features)
 
 
+def preflight(target: str, user_data: dict[str, str]) -> None:
+    """On a cluster, one request before any scenario: without a reachable API server
+    every scenario would fail alike, so that is one error instead (exit status 2)."""
+    if target != "kubernetes":
+        return
+    from kfkit.backends.kubernetes.connection import connect
+    from kfkit.backends.kubernetes.preflight import Preflight
+    from kfkit.backends.kubernetes.resources import PYTORCHJOBS
+
+    try:
+        connection = connect(user_data.get("kubeconfig") or None, user_data.get("context") or None)
+        Preflight(connection).served(PYTORCHJOBS)  # reachable and allowed to discover
+    except KfkitError as error:
+        raise KfkitError(f"--target kubernetes: {error.message}") from None
+
+
 @dataclass
 class Verification:
     """What ``kfkit verify`` did: the reports and radish's own exit status."""
 
     reports: Reports
     radish_exit_code: int
+    interrupted: bool = False  # by Ctrl-C: the report holds what ran until then
 
     @property
     def ok(self) -> bool:
-        return self.radish_exit_code == 0 and self.reports.summary.ok
+        return not self.interrupted and self.radish_exit_code == 0 and self.reports.summary.ok
 
 
 def verify(
@@ -158,6 +213,7 @@ def verify(
     missing = [str(path) for path in feature_paths if not path.exists()]
     if missing:
         raise KfkitError(f"{', '.join(missing)}: no such feature file or directory")
+    preflight(target, user_data or {})
     reports_path = Path(report_dir).resolve()
     work_dir = reports_path / "work"
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -181,13 +237,27 @@ def verify(
     if not _any_scenario(feature_paths, expression):
         chosen = f" matches tags {expression!r}" if expression else " was found"
         raise NoScenariosError(f"{', '.join(map(str, feature_paths))}: no scenario{chosen}")
-    exit_code = _run_radish(command, env, timeout)
+    radish = _run_radish(command, env, timeout)
+    if radish.interrupted and target == "local":
+        _stop_local_jobs(work_dir / "kfkit-home")
     if not raw_json.is_file():
+        if radish.interrupted:
+            raise KeyboardInterrupt
         raise KfkitError(
-            f"radish exited with status {exit_code} before writing a report (see its output above)"
+            f"radish exited with status {radish.code} before writing a report "
+            "(see its output above)"
         )
+    context = None
+    if target == "kubernetes":
+        context = cluster_context(user_data.get("kubeconfig"), user_data.get("context"))
     environment = collect_environment(
-        target=target, tags=expression or "", features=" ".join(map(str, feature_paths))
+        suite,
+        target=target,
+        tags=expression or "",
+        features=" ".join(map(str, feature_paths)),
+        **{"cluster context": context or ""},
     )
     reports = write_reports(load(raw_json), reports_path, environment)
-    return Verification(reports=reports, radish_exit_code=exit_code)
+    return Verification(
+        reports=reports, radish_exit_code=radish.code, interrupted=radish.interrupted
+    )

@@ -53,7 +53,7 @@ from kfkit.backends.kubernetes.resources import (
     job_resource,
 )
 from kfkit.backends.kubernetes.watch import RETRY_DELAYS, WATCH_SECONDS, ListWatch, WaitTimeout
-from kfkit.errors import KfkitError, NotFoundError
+from kfkit.errors import AlreadyExistsError, KfkitError, NotFoundError
 from kfkit.jobs.defaults import apply_defaults
 from kfkit.jobs.model import Job
 
@@ -164,21 +164,30 @@ class KubernetesBackend:
 
     # --- the Backend verbs ----------------------------------------------------------------
 
-    def submit(self, job: Job) -> JobRecord:
-        """Apply the job (server-side); a finished job of the same name is replaced."""
+    def submit(self, job: Job, replace: bool = False) -> JobRecord:
+        """Apply the job (server-side); a job of the same name is refused, unless
+        ``replace`` is set and it has finished (it is then deleted first)."""
         self.preflight([job])
         objects = self._objects(job_resource(job.kind))
         existing = objects.get(job.name, job.namespace)
         if existing is not None:
-            if not JobStatus(dict(existing.get("status") or {})).finished:
+            status = JobStatus(dict(existing.get("status") or {}))
+            if not status.finished:
                 raise KfkitError(
                     f"{job.source}: metadata.name: {job.describe()} already exists on "
                     f"{self.connection.describe()} and has not finished; "
                     f"`kfkit delete job {job.name} --backend kubernetes` first"
                 )
+            if not replace:
+                raise AlreadyExistsError(
+                    f"{job.source}: metadata.name: {job.describe()} already exists on "
+                    f"{self.connection.describe()} ({status.phase}); "
+                    f"`kfkit delete job {job.name} --backend kubernetes` first, "
+                    "or run with --replace"
+                )
             self._delete(objects, self._job(existing))
         try:
-            obj = objects.apply(job.manifest, job.namespace)
+            obj = objects.apply(job.submitted or job.manifest, job.namespace)
         except KfkitError as error:
             raise with_source(error, job.source) from None
         return self._record(obj, pods=[])
@@ -292,7 +301,17 @@ class KubernetesBackend:
         replica: str | None = None,
         follow: bool = False,
         kind: str | None = None,
+        *,
+        tail: int | None = None,
+        previous: bool = False,
+        since: float | None = None,
+        timestamps: bool = False,
     ) -> Iterator[tuple[str, str]]:
+        options: dict[str, Any] = {"timestamps": timestamps, "previous": previous}
+        if tail is not None:
+            options["tail_lines"] = tail
+        if since is not None:
+            options["since_seconds"] = max(1, int(since))
         job = self._job(self._find(name, namespace, kind))
         replicas = job.replicas
         if replica is not None:
@@ -300,7 +319,7 @@ class KubernetesBackend:
             if not replicas:
                 keys = ", ".join(r.key for r in job.replicas)
                 raise NotFoundError(f"replica {replica!r} not found in {job.describe()} ({keys})")
-        reader = LogReader(self.connection, job, self.log_start_timeout)
+        reader = LogReader(self.connection, job, self.log_start_timeout, options)
         yield from reader.follow(replicas) if follow else reader.read(replicas)
 
     def delete(self, name: str, namespace: str = "default", kind: str | None = None) -> None:

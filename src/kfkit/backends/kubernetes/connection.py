@@ -72,9 +72,16 @@ def running_in_pod() -> bool:
     )
 
 
-def _default_kubeconfig_exists() -> bool:
+def default_kubeconfig() -> Path | None:
+    """The kubeconfig kubectl would read: the first file of ``$KUBECONFIG``, else
+    ``~/.kube/config``; None when there is none."""
     paths = os.environ.get("KUBECONFIG") or "~/.kube/config"
-    return any(Path(p).expanduser().is_file() for p in paths.split(os.pathsep) if p)
+    found = [Path(p).expanduser() for p in paths.split(os.pathsep) if p]
+    return next((path for path in found if path.is_file()), None)
+
+
+def _default_kubeconfig_exists() -> bool:
+    return default_kubeconfig() is not None
 
 
 def connect(

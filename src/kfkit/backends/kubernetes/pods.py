@@ -168,10 +168,19 @@ def _split_lines(chunks: Iterator[bytes]) -> Iterator[str]:
 class LogReader:
     """Reads (or follows) the main container's log of a job's replica pods."""
 
-    def __init__(self, connection: Connection, job: Job, start_timeout: float) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        job: Job,
+        start_timeout: float,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        """``options`` are the API's log options (``tail_lines``, ``previous``,
+        ``since_seconds``, ``timestamps``), passed on as ``kubectl logs`` does."""
         self.connection = connection
         self.job = job
         self.start_timeout = start_timeout
+        self.options = dict(options or {})
         self.core = client.CoreV1Api(connection.api)
 
     def _read_log(self, pod: str, **options: Any) -> Any:
@@ -180,7 +189,7 @@ class LogReader:
             self.job.namespace,
             container=self.job.info.container_name,
             _preload_content=False,
-            **options,
+            **{**self.options, **options},
         )
 
     def read(self, replicas: list[Replica]) -> Iterator[tuple[str, str]]:

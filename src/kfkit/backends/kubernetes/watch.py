@@ -33,7 +33,7 @@ from kubernetes import watch
 from kubernetes.client.rest import ApiException
 
 from kfkit.backends.kubernetes.connection import Connection, api_errors
-from kfkit.errors import KfkitError
+from kfkit.errors import WaitTimeoutError
 
 T = TypeVar("T")
 HTTP_GONE = 410
@@ -47,7 +47,7 @@ RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
 Objects = dict[str, dict[str, Any]]
 
 
-class WaitTimeout(KfkitError):
+class WaitTimeout(WaitTimeoutError):
     """The condition was not reached before the deadline."""
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -25,16 +26,24 @@ import psutil
 
 from kfkit.backends.base import CREATED, FAILED, JobRecord, JobStatus, now_rfc3339
 from kfkit.backends.local.config import RUNTIMES, LocalConfig, load_config
-from kfkit.backends.local.launch import operator_labels, plan_job
+from kfkit.backends.local.launch import ReplicaLaunch, operator_labels, plan_job, release_ports
 from kfkit.backends.local.pods import plan_job_pods
 from kfkit.backends.local.state import JobDir, all_job_dirs, read_json
 from kfkit.backends.local.supervisor import add_event, killed_by_user, set_condition
 from kfkit.containers.podman import podman
-from kfkit.errors import KfkitError, NotFoundError
+from kfkit.errors import (
+    AlreadyExistsError,
+    KfkitError,
+    NotFoundError,
+    ValidationError,
+    WaitTimeoutError,
+)
 from kfkit.jobs.load import load_manifest
 from kfkit.jobs.model import Job, Replica
 
 POLL_SECONDS = 0.2
+# One machine: more processes than this is a typo (replicas: 1000), not a job to run.
+MAX_REPLICAS = 128
 # What a merge patch may change on a submitted local job: the supervisor runs the spec it
 # was started with, so only these take effect (the server's own metadata is ignored).
 UPDATABLE_METADATA = ("labels", "annotations")
@@ -120,7 +129,17 @@ class LocalBackend:
 
     # --- the Backend verbs -------------------------------------------------------------
 
-    def submit(self, job: Job) -> JobRecord:
+    def _admit(self, job: Job) -> tuple[dict[str, ReplicaLaunch], list[str]]:
+        """Everything that decides whether ``job`` can run here; nothing is written.
+
+        ``kfkit validate``, ``preflight`` and ``submit`` all come here, so whatever
+        would stop a job from starting is reported before any job starts.
+        """
+        if job.total_replicas > MAX_REPLICAS:
+            raise KfkitError(
+                f"{job.source}: {job.describe()} has {job.total_replicas} replicas; the local "
+                f"backend runs at most {MAX_REPLICAS} processes per job"
+            )
         job_dir = self._dir(job.name, job.namespace)
         if job_dir.exists():
             previous = self._record(job_dir)
@@ -129,12 +148,39 @@ class LocalBackend:
                     f"{job.source}: metadata.name: {job.describe()} is already running; "
                     f"`kfkit delete job {job.name}` first"
                 )
-            shutil.rmtree(job_dir.path)
-        notes: builtins.list[str] = []
         if self.config.runtime == "container":
-            launches = plan_job_pods(job, self.config, job_dir)
-        else:
-            launches, notes = plan_job(job, self.config, job_dir, self.workdir)
+            return plan_job_pods(job, self.config, job_dir), []
+        return plan_job(job, self.config, job_dir, self.workdir)
+
+    def preflight(self, jobs: builtins.list[Job]) -> None:
+        """Admit every job or none: raise one ``KfkitError`` listing every problem."""
+        problems: builtins.list[str] = []
+        for job in jobs:
+            try:
+                self._admit(job)
+            except KfkitError as error:
+                problems += error.lines()
+            else:
+                # Only admitted here; submit reserves the ports again for the job it starts.
+                release_ports(self._dir(job.name, job.namespace), self.config.home)
+        if problems:
+            raise ValidationError(problems)
+
+    def submit(self, job: Job, replace: bool = False) -> JobRecord:
+        """Start ``job``; a job of the same name is refused, as the API server does,
+        unless ``replace`` is set and that job has finished (its state then goes)."""
+        job_dir = self._dir(job.name, job.namespace)
+        if job_dir.exists() and not replace:
+            previous = self._record(job_dir)
+            if previous.status.finished and not self._supervisor_alive(job_dir):
+                raise AlreadyExistsError(
+                    f"{job.source}: metadata.name: {job.describe()} already exists "
+                    f"({previous.status.phase}); `kfkit delete job {job.name}` first, "
+                    "or run with --replace"
+                )
+        launches, notes = self._admit(job)  # refuses one that is still running
+        if job_dir.exists():
+            shutil.rmtree(job_dir.path)  # a finished run of the same job, replaced
         job_dir.path.mkdir(parents=True, exist_ok=True)
         job_dir.logs.mkdir(exist_ok=True)
         job_dir.write_manifest(job.manifest)
@@ -188,7 +234,7 @@ class LocalBackend:
             if record.status.finished:
                 return record
             if time.monotonic() > deadline:
-                raise KfkitError(
+                raise WaitTimeoutError(
                     f"timed out after {timeout:.0f}s waiting for {record.job.describe()} "
                     f"(now {record.status.phase})"
                 )
@@ -201,7 +247,24 @@ class LocalBackend:
         replica: str | None = None,
         follow: bool = False,
         kind: str | None = None,
+        *,
+        tail: int | None = None,
+        previous: bool = False,
+        since: float | None = None,
+        timestamps: bool = False,
     ) -> Iterator[tuple[str, str]]:
+        """Every run of each replica, oldest first, a separator line where it restarted.
+
+        ``previous`` gives only the run before the latest one (``kubectl logs
+        --previous``); ``tail`` the last lines of each replica. Replica output goes
+        straight to its file, so there is no time per line: ``since`` and
+        ``timestamps`` are refused rather than guessed.
+        """
+        if since is not None or timestamps:
+            raise KfkitError(
+                "--since/--timestamps: the local backend keeps no time per log line "
+                "(replicas write straight to their log file); they work with --backend kubernetes"
+            )
         job_dir = self._existing(name, namespace, kind)
         job = Job(manifest=job_dir.read_manifest(), source=str(job_dir.manifest_file))
         keys = [r.key for r in job.replicas]
@@ -211,38 +274,55 @@ class LocalBackend:
                     f"replica {replica!r} not found in {job.describe()} ({', '.join(keys)})"
                 )
             keys = [replica]
-        if not follow:
-            for key in keys:
-                log_file = job_dir.log_file(key)
-                if log_file.exists():
-                    with log_file.open(encoding="utf-8", errors="replace") as lines:
-                        for line in lines:
-                            yield key, line.rstrip("\n")
+        states = read_json(job_dir.replicas_file, {})
+        starts = {key: list((states.get(key) or {}).get("logStarts") or [0]) for key in keys}
+        if previous:
+            yield from self._previous_run(job_dir, keys, starts, tail)
             return
-        yield from self._follow(job_dir, keys)
+        offsets: dict[str, int] = {}
+        for key in keys:
+            lines, offsets[key] = _log_lines(
+                job_dir.log_file(key), key, starts[key], 0, whole_lines=follow
+            )
+            yield from ((key, line) for line in (lines[-tail:] if tail is not None else lines))
+        if follow:
+            yield from self._follow(job_dir, keys, offsets)
 
-    def _follow(self, job_dir: JobDir, keys: builtins.list[str]) -> Iterator[tuple[str, str]]:
-        """Yield new lines of every replica's log until the job has finished."""
-        offsets: dict[str, int] = dict.fromkeys(keys, 0)
-        partial: dict[str, str] = dict.fromkeys(keys, "")
+    def _previous_run(
+        self,
+        job_dir: JobDir,
+        keys: builtins.list[str],
+        starts: dict[str, builtins.list[int]],
+        tail: int | None,
+    ) -> Iterator[tuple[str, str]]:
+        for key in keys:
+            if len(starts[key]) < 2:
+                raise NotFoundError(
+                    f"replica {key} of job {job_dir.namespace}/{job_dir.name} has not "
+                    "restarted: there is no previous run"
+                )
+            begin, end = starts[key][-2], starts[key][-1]
+            with job_dir.log_file(key).open("rb") as handle:
+                handle.seek(begin)
+                text = handle.read(end - begin).decode("utf-8", errors="replace")
+            lines = text.splitlines()
+            yield from ((key, line) for line in (lines[-tail:] if tail is not None else lines))
+
+    def _follow(
+        self, job_dir: JobDir, keys: builtins.list[str], offsets: dict[str, int]
+    ) -> Iterator[tuple[str, str]]:
+        """Yield new lines of every replica's log, from ``offsets``, until the job has finished."""
         while True:
             finished = self._record(job_dir).status.finished
+            states = read_json(job_dir.replicas_file, {})
             for key in keys:
-                log_file = job_dir.log_file(key)
-                if not log_file.exists():
-                    continue
-                with log_file.open("rb") as handle:
-                    handle.seek(offsets[key])
-                    chunk = handle.read()
-                    offsets[key] += len(chunk)
-                text = partial[key] + chunk.decode("utf-8", errors="replace")
-                *lines, partial[key] = text.split("\n")
-                for line in lines:
-                    yield key, line
+                starts = list((states.get(key) or {}).get("logStarts") or [0])
+                # Only whole lines until the job ends; then whatever is left.
+                lines, offsets[key] = _log_lines(
+                    job_dir.log_file(key), key, starts, offsets[key], whole_lines=not finished
+                )
+                yield from ((key, line) for line in lines)
             if finished:
-                for key in keys:
-                    if partial[key]:
-                        yield key, partial[key]
                 return
             time.sleep(POLL_SECONDS)
 
@@ -341,6 +421,34 @@ class LocalBackend:
         shutil.rmtree(job_dir.path, ignore_errors=True)
 
 
+def restart_separator(key: str, run: int) -> str:
+    """The line ``kfkit logs`` shows where a replica's log continues after a restart."""
+    return f"----- {key}: restart {run} -----"
+
+
+def _log_lines(
+    log_file: Path, key: str, starts: builtins.list[int], begin: int, whole_lines: bool = False
+) -> tuple[builtins.list[str], int]:
+    """The lines of ``log_file`` from byte ``begin``, a separator before each restart;
+    and the offset reading stopped at (before a partial last line with ``whole_lines``)."""
+    try:
+        with log_file.open("rb") as handle:
+            handle.seek(begin)
+            data = handle.read()
+    except FileNotFoundError:
+        return [], begin
+    if whole_lines:
+        data = data[: data.rfind(b"\n") + 1]
+    lines: builtins.list[str] = []
+    cuts = {s - begin for s in starts if s > 0 and begin <= s < begin + len(data)}
+    edges = sorted({0, len(data), *cuts})
+    for low, high in itertools.pairwise(edges):
+        if low in cuts:
+            lines.append(restart_separator(key, starts.index(begin + low)))
+        lines += data[low:high].decode("utf-8", errors="replace").splitlines()
+    return lines, begin + len(data)
+
+
 def replica_pod(job: Job, key: str, state: dict[str, Any]) -> dict[str, Any]:
     """One replica's pod as an API dict: the operator's name and labels, the kubelet's status."""
     replica = Replica(str(state["type"]), int(state["index"]))
@@ -378,4 +486,4 @@ def replica_pod(job: Job, key: str, state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-__all__ = ["LocalBackend", "now_rfc3339"]
+__all__ = ["LocalBackend", "now_rfc3339", "restart_separator"]

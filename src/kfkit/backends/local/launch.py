@@ -23,6 +23,7 @@ from kfkit.backends.local.config import ImageEnvironment, LocalConfig
 from kfkit.backends.local.ports import PortReservations
 from kfkit.backends.local.state import JobDir
 from kfkit.errors import ValidationError
+from kfkit.jobs import names
 from kfkit.jobs.environment import Network, container_port, operator_env
 from kfkit.jobs.model import PYTORCH_JOB, RESTART_POLICIES, Job, Replica
 from kfkit.jobs.quantity import cpu_threads, parse_quantity
@@ -35,6 +36,10 @@ THREAD_VARIABLES = (
     "TF_NUM_INTRAOP_THREADS",
     "TF_NUM_INTEROP_THREADS",
 )
+REDACTED = "<redacted>"
+# Larger than any process can use; a limit beyond it means "no limit" nowhere.
+MAX_MEMORY_BYTES = 2**63 - 1
+MAX_CPUS = 2**20
 _VAR_REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
@@ -52,6 +57,13 @@ class ReplicaLaunch:
     directories: list[str] = field(default_factory=list)
     # Names of environment variables whose values came from secrets: never printed.
     secret_env: list[str] = field(default_factory=list)
+    # argv with every secret-sourced value replaced by REDACTED: what messages quote.
+    display_argv: list[str] = field(default_factory=list)
+
+    def shown_program(self) -> str:
+        """The program as messages may name it (never a secret's value)."""
+        return (self.display_argv or self.argv or [""])[0]
+
     # The container runtime's pod (kfkit.backends.local.pods); None for a process.
     pod: dict[str, Any] | None = None
 
@@ -175,6 +187,8 @@ class _Resolver:
         )
         self.problems: list[str] = []
         self.secret_env: list[str] = []
+        # The container's variables as messages may show them: secrets as REDACTED.
+        self.display: dict[str, str] = {}
         self.mounts: list[tuple[str, Path]] = []
         # Mount paths a container may not write: readOnly mounts, configMap and secret files.
         self.read_only: set[str] = set()
@@ -189,13 +203,34 @@ class _Resolver:
     ) -> str | None:
         key_file = self._key_file(root, ref.get("name", ""), ref.get("key", ""))
         if key_file.is_file():
-            return key_file.read_text(encoding="utf-8")
+            return self._read_value(
+                key_file, f"{where}: {kind} {ref.get('name')!r} key {ref.get('key')!r}"
+            )
         if not ref.get("optional"):
             self.problems.append(
                 f"{where}: {kind} {ref.get('name')!r} key {ref.get('key')!r} not found "
                 f"(the local backend reads {key_file})"
             )
         return None
+
+    def _read_value(self, key_file: Path, what: str) -> str | None:
+        """A key's bytes as an environment value; binary values pass through unchanged.
+
+        Environment values are bytes to the kernel, as they are to the kubelet;
+        ``surrogateescape`` carries bytes that are not UTF-8 through Python's str.
+        Only a NUL byte cannot be in an environment; the value is never quoted.
+        """
+        try:
+            data = key_file.read_bytes()
+        except OSError as error:
+            self.problems.append(f"{what}: cannot read {key_file}: {error.strerror}")
+            return None
+        if b"\0" in data:
+            self.problems.append(
+                f"{what}: contains a NUL byte, which an environment variable cannot hold"
+            )
+            return None
+        return data.decode("utf-8", errors="surrogateescape")
 
     def _field_value(self, field_path: str, where: str) -> str | None:
         metadata = self.template.get("metadata", {})
@@ -252,14 +287,29 @@ class _Resolver:
                         )
                     continue
                 for key_file in sorted(directory.iterdir()):
-                    env[prefix + key_file.name] = key_file.read_text(encoding="utf-8")
+                    name = prefix + key_file.name
+                    # As the kubelet does, keys that are no valid variable name are skipped.
+                    if not key_file.is_file() or names.env_var_name(name) is not None:
+                        continue
+                    text = self._read_value(key_file, f"{where}.{kind}: {ref['name']!r}")
+                    if text is None:
+                        continue
+                    env[name] = text
                     if kind == "secretRef":
-                        self.secret_env.append(prefix + key_file.name)
+                        self.secret_env.append(name)
+                        self.display[name] = REDACTED
+                    else:
+                        self.display[name] = text
         for item in self.container.get("env") or []:
             name, where = item["name"], f"{self.path}.env[{item['name']}]"
             value_from = item.get("valueFrom")
             if not value_from:
-                env[name] = expand(str(item.get("value", "")), env)
+                value_text = str(item.get("value", ""))
+                shown = expand(value_text, {**env, **self.display})
+                env[name] = expand(value_text, env)
+                self.display[name] = shown
+                if shown != env[name]:  # it quotes a secret: it is one now
+                    self.secret_env.append(name)
                 continue
             value: str | None = None
             if "secretKeyRef" in value_from:
@@ -277,6 +327,7 @@ class _Resolver:
                 value = self._resource_value(value_from["resourceFieldRef"], where)
             if value is not None:
                 env[name] = value
+                self.display[name] = REDACTED if name in self.secret_env else value
         return env
 
     # --- volumes --------------------------------------------------------------------
@@ -290,7 +341,7 @@ class _Resolver:
         if "emptyDir" in volume:
             return replica_volumes / name
         if "hostPath" in volume:
-            return Path(volume["hostPath"]["path"])
+            return self._host_path(name, volume["hostPath"])
         for kind, root, key in (
             ("configMap", self.config.configmaps, "name"),
             ("secret", self.config.secrets, "secretName"),
@@ -310,6 +361,34 @@ class _Resolver:
             "configMap and secret volumes run locally"
         )
         return None
+
+    def _host_path(self, name: str, host_path: dict[str, Any]) -> Path | None:
+        """The host path, checked against its ``type`` as the kubelet checks it."""
+        path = Path(host_path["path"])
+        host_type = host_path.get("type") or ""
+        where = f"{self.path}: volume {name!r}: hostPath {path}"
+        checks = {
+            "Directory": (path.is_dir, "is not a directory"),
+            "File": (path.is_file, "is not a file"),
+            "Socket": (path.is_socket, "is not a socket"),
+            "CharDevice": (path.is_char_device, "is not a character device"),
+            "BlockDevice": (path.is_block_device, "is not a block device"),
+        }
+        if host_type in checks:
+            test, wrong = checks[host_type]
+            if not test():
+                self.problems.append(f"{where}: {wrong} (type {host_type})")
+                return None
+        elif host_type == "DirectoryOrCreate" and path.exists() and not path.is_dir():
+            self.problems.append(f"{where}: exists and is not a directory (type {host_type})")
+            return None
+        elif host_type == "FileOrCreate" and not path.is_file():
+            self.problems.append(
+                f"{where}: {'is not a file' if path.exists() else 'does not exist'} "
+                f"(type {host_type}; the local backend does not create files)"
+            )
+            return None
+        return path
 
     def resolve_mounts(self) -> None:
         volumes = {v["name"]: v for v in self.template.get("spec", {}).get("volumes") or []}
@@ -369,6 +448,12 @@ def plan_replica(
 ) -> tuple[ReplicaLaunch | None, list[str]]:
     """Work out how to run ``replica``; return the plan or the problems that prevent it."""
     template = pod_template(job, replica, config)
+    # The job's own names were checked when it was loaded; PodDefaults add theirs here.
+    merged_problems = names.pod_problems(
+        template, f"spec.{job.info.replica_specs_key}.{replica.type}.template (with PodDefaults)"
+    )
+    if merged_problems:
+        return None, merged_problems
     containers = template["spec"]["containers"]
     index = next(i for i, c in enumerate(containers) if c.get("name") == job.info.container_name)
     container = containers[index]
@@ -381,16 +466,39 @@ def plan_replica(
     for name, value in operator_env(job, replica, network, container["name"]):
         env[name] = value
     limits = (container.get("resources") or {}).get("limits") or {}
-    if "cpu" in limits:
+    if "cpu" in limits and parse_quantity(limits["cpu"]) > MAX_CPUS:
+        resolver.problems.append(
+            f"{path}.resources.limits.cpu: {limits['cpu']!r} is more CPUs than any machine has"
+        )
+    elif "cpu" in limits:
         threads = str(cpu_threads(limits["cpu"]))
         for name in THREAD_VARIABLES:
             if not any(item.get("name") == name for item in container.get("env") or []):
                 env[name] = threads
-    memory_limit = int(parse_quantity(limits["memory"])) if "memory" in limits else None
+    memory_limit: int | None = None
+    if "memory" in limits and parse_quantity(limits["memory"]) > MAX_MEMORY_BYTES:
+        resolver.problems.append(
+            f"{path}.resources.limits.memory: {limits['memory']!r} is larger than any "
+            "process can use"
+        )
+    elif "memory" in limits:
+        memory_limit = int(parse_quantity(limits["memory"]))
 
     resolver.resolve_mounts()
-    argv = [expand(part, env) for part in (container.get("command") or [])]
-    argv += [expand(part, env) for part in (container.get("args") or [])]
+    parts = [*(container.get("command") or []), *(container.get("args") or [])]
+    argv = [expand(part, env) for part in parts]
+    shown = {**env, **resolver.display}
+    display_argv = [expand(part, shown) for part in parts]
+    # No process can be given a NUL byte; name where it is, never the value.
+    nul = [f"{path}.command/args[{i}]" for i, part in enumerate(argv) if "\0" in part]
+    nul += [f"{path}.env[{name}]" for name, value in env.items() if "\0" in value]
+    if "\0" in str(container.get("workingDir") or ""):
+        nul.append(f"{path}.workingDir")
+    if nul:
+        resolver.problems += [
+            f"{where}: contains a NUL byte, which no process can be given" for where in nul
+        ]
+        return None, resolver.problems
     if not argv:
         resolver.problems.append(
             f"{path}.command: required locally (the local backend cannot run the image's "
@@ -401,14 +509,22 @@ def plan_replica(
     if argv[0] in PYTHON_NAMES:
         argv[0] = image.python
     elif shutil.which(argv[0]) is None and not Path(argv[0]).exists():
-        resolver.problems.append(f"{path}.command[0]: {argv[0]!r} is not a program on this machine")
+        resolver.problems.append(
+            f"{path}.command[0]: {display_argv[0]!r} is not a program on this machine"
+        )
         return None, resolver.problems
     argv = [resolver.rewrite(part) for part in argv]
+    display_argv = [resolver.rewrite(part) for part in display_argv]
     for name in list(env):
         if name not in inherited or env[name] != inherited[name]:
             env[name] = resolver.rewrite(env[name])
     cwd = resolver.rewrite(container["workingDir"]) if container.get("workingDir") else workdir
-    directories = [str(directory) for _, directory in resolver.mounts]
+    # Directories to create before the process starts: never a file a hostPath names.
+    directories = [
+        str(directory)
+        for _, directory in resolver.mounts
+        if directory.is_dir() or not directory.exists()
+    ]
     if cwd not in directories and not Path(cwd).is_dir():
         resolver.problems.append(f"{path}.workingDir: {cwd} does not exist on this machine")
         return None, resolver.problems
@@ -424,6 +540,7 @@ def plan_replica(
             grace_seconds=grace_seconds,
             directories=directories,
             secret_env=sorted(set(resolver.secret_env)),
+            display_argv=display_argv,
         ),
         [],
     )
@@ -452,7 +569,10 @@ def plan_job(
     network, notes = local_network(job, job_dir, config.home)
     launches: dict[str, ReplicaLaunch] = {}
     for replica in job.replicas:
-        launch, replica_problems = plan_replica(job, replica, network, config, job_dir, workdir)
+        try:
+            launch, replica_problems = plan_replica(job, replica, network, config, job_dir, workdir)
+        except OSError as error:  # a path too long for this system, say; never its text
+            launch, replica_problems = None, [f"{replica.key}: {error.strerror or error}"]
         problems += [f"{job.source}: {problem}" for problem in replica_problems]
         if launch is not None:
             launches[replica.key] = launch

@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -113,6 +113,9 @@ class ReplicaProcess:
     reason: str = ""
     restart_at: float | None = None
     oom_killed: bool = False
+    # Where each run of the replica starts in its log (one per start, restarts append):
+    # what ``kfkit logs --previous`` reads and where it marks a restart.
+    log_starts: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -123,6 +126,7 @@ class ReplicaProcess:
             "exitCode": self.exit_code,
             "reason": self.reason,
             "pid": self.process.pid if self.process and self.process.poll() is None else None,
+            "logStarts": self.log_starts,
         }
 
 
@@ -166,6 +170,7 @@ class Supervisor:
         log_file = self.job_dir.log_file(rp.replica.key)
         log_file.parent.mkdir(parents=True, exist_ok=True)
         rp.log = log_file.open("ab")
+        rp.log_starts.append(rp.log.tell())
         try:
             rp.process = subprocess.Popen(
                 rp.launch.argv,
@@ -178,7 +183,9 @@ class Supervisor:
                 preexec_fn=_die_with_parent,
             )
         except OSError as error:
-            rp.log.write(f"kfkit: cannot start {rp.launch.argv[0]}: {error}\n".encode())
+            # strerror only: the error's own text quotes argv[0], which may hold a secret.
+            program = rp.launch.shown_program()
+            rp.log.write(f"kfkit: cannot start {program}: {error.strerror}\n".encode())
             rp.log.close()
             rp.process, rp.phase, rp.exit_code, rp.reason = None, "Failed", 127, "StartError"
             return
@@ -464,7 +471,7 @@ class Supervisor:
         """A replica whose program could not even start fails like a crashed one."""
         self.fail(
             f"{self.job.kind} {self.job.name} is failed because {rp.replica.key} could not "
-            f"start: {rp.launch.argv[0]} ({rp.reason}).",
+            f"start: {rp.launch.shown_program()} ({rp.reason}).",
             stop_all=True,
         )
 
