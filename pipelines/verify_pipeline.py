@@ -10,7 +10,8 @@
 
 Every component is a lightweight Python component on the kit image whose body
 imports kfkit and calls its API, so ``kfkit pipeline run --local`` can run the
-same pipeline with kfp.local's SubprocessRunner (no cluster, no Docker).
+same pipeline with kfp.local's SubprocessRunner (no cluster, no Docker), or with its
+DockerRunner in the kit image (``--runner container``).
 The verdict is a task of its own because a failed task records no outputs:
 the report must be written before the run is failed.
 
@@ -27,9 +28,14 @@ from typing import NamedTuple
 from kfp import compiler, dsl
 from kfp.dsl import HTML, Artifact, Input, Markdown, Output
 
+from kfkit.containers.images import IMAGES
+
 # The image every component runs on: kfkit installed, the suite (features/, stepfile.py,
-# manifests/) under SUITE_DIR.
-KIT_IMAGE = "kfkit/kit:0.1.0"
+# manifests/) under SUITE_DIR. Its name comes from the one table of the kit's images, which
+# `make images` builds from dockerfiles/kit. The image ships kfp, so the components do not
+# pip-install it at start (that needs an index, and kfp.local runs such components one at a
+# time).
+KIT_IMAGE = IMAGES["kit"].name
 SUITE_DIR = "/opt/kfkit"
 FEATURE_GROUPS = [
     "features/pytorch_mnist.feature",
@@ -42,7 +48,7 @@ FEATURE_GROUPS = [
 COMPILED = Path(__file__).with_suffix(".yaml")
 
 
-@dsl.component(base_image=KIT_IMAGE)
+@dsl.component(base_image=KIT_IMAGE, install_kfp_package=False)
 def run_feature_group(
     feature: str, tags: str, target: str, suite_dir: str, cucumber_json: Output[Artifact]
 ) -> int:
@@ -74,7 +80,7 @@ def run_feature_group(
         return result.reports.summary.scenarios.failed
 
 
-@dsl.component(base_image=KIT_IMAGE)
+@dsl.component(base_image=KIT_IMAGE, install_kfp_package=False)
 def merge_reports(
     reports: Input[list[Artifact]],
     target: str,
@@ -91,6 +97,7 @@ def merge_reports(
     from collections import namedtuple
 
     from kfkit.report import collect_environment, load, merge, write_reports
+    from kfkit.verify.pipeline import summary_markdown
 
     features = merge(load(report.path) for report in reports)
     environment = collect_environment(target=target, tags=tags, runner="Kubeflow Pipelines")
@@ -101,18 +108,14 @@ def merge_reports(
         shutil.copyfile(written.cucumber_json, cucumber_json.path)
         shutil.copyfile(written.results_json, results_json.path)
     counts = written.summary
-    lines = ["| | total | passed | failed | skipped |", "|---|---|---|---|---|"]
-    for kind in ("features", "scenarios", "steps"):
-        c = getattr(counts, kind)
-        lines.append(f"| {kind} | {c.total} | {c.passed} | {c.failed} | {c.skipped} |")
     with open(summary.path, "w", encoding="utf-8") as out:
-        out.write("# kfkit verify\n\n" + "\n".join(lines) + "\n")
+        out.write(summary_markdown(counts))
     print("\n".join(counts.lines()))
     verdict = namedtuple("Verdict", ["scenarios", "failed"])
     return verdict(counts.scenarios.total, counts.scenarios.failed)
 
 
-@dsl.component(base_image=KIT_IMAGE)
+@dsl.component(base_image=KIT_IMAGE, install_kfp_package=False)
 def check_verdict(scenarios: int, failed: int) -> None:
     """Fail the run when a scenario failed or none ran."""
     if failed:

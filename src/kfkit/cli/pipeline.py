@@ -1,7 +1,8 @@
 """``kfkit pipeline``: the verification suite as a Kubeflow pipeline.
 
 - ``kfkit pipeline compile``: write pipelines/verify_pipeline.yaml.
-- ``kfkit pipeline run --local``: run it here with kfp.local (no cluster, no Docker).
+- ``kfkit pipeline run --local``: run it here with kfp.local (no cluster, no Docker);
+  ``--runner container`` runs every component in the kit image with podman.
 - ``kfkit pipeline submit --host URL``: run it on Kubeflow Pipelines.
 
 ``run`` exits 1 when a scenario failed, like ``kfkit verify``.
@@ -32,7 +33,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     run_parser = verbs.add_parser("run", help="run the pipeline with kfp.local")
     run_parser.add_argument(
-        "--local", action="store_true", required=True, help="run here (SubprocessRunner)"
+        "--local", action="store_true", required=True, help="run here with kfp.local"
+    )
+    run_parser.add_argument(
+        "--runner",
+        choices=("subprocess", "container"),
+        default="subprocess",
+        help="subprocess: this interpreter (default); container: each component in the "
+        "image the compiled pipeline names, with podman (DOCKER_HOST when set)",
     )
     _add_run_arguments(run_parser)
     run_parser.add_argument(
@@ -102,6 +110,7 @@ def run_local(args: argparse.Namespace) -> int:
         groups=args.groups,
         pipeline_root=Path(args.pipeline_root),
         report_dir=Path(args.report_dir),
+        runner=args.runner,
         log_file=log_file,
     )
     print()
