@@ -97,7 +97,11 @@ def test_ctrl_c_stops_the_running_job_and_still_writes_the_report(tmp_path: Path
             log = None
     assert log is not None, "the job never started"
     job_dir = log.parent.parent
-    supervisor = int((job_dir / "supervisor.pid").read_text())
+    # The guardian records itself and the supervisor (each pid with its start time).
+    recorded = job_dir / "supervisor.json"
+    while time.monotonic() < deadline and not recorded.is_file():
+        time.sleep(0.2)
+    supervisor = int(json.loads(recorded.read_text())["supervisor"]["pid"])
     cli.send_signal(signal.SIGINT)
     _out, err = cli.communicate(timeout=180)
     assert cli.returncode == 130, err

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import logging
 import os
 import re
 import shutil
@@ -177,11 +178,27 @@ def _kfp_output(log_file: Path | None) -> Iterator[None]:
     if log_file is None:
         yield
         return
-    with (
-        log_file.open("w", encoding="utf-8") as log,
-        contextlib.redirect_stdout(KfpLog(log, sys.stderr)),
-    ):
-        yield
+    kfp_log_stream = None
+    try:
+        with log_file.open("w", encoding="utf-8") as log:
+            kfp_log_stream = KfpLog(log, sys.stderr)
+            with contextlib.redirect_stdout(kfp_log_stream):
+                yield
+    finally:
+        _drop_handlers_writing_to(kfp_log_stream)
+
+
+def _drop_handlers_writing_to(stream: object) -> None:
+    """Remove root-logger handlers left pointing at ``stream``.
+
+    kfp.local swaps the root logger's handlers around each task and restores
+    what it saw at the start; tasks running in parallel can restore one another's
+    handler, which would outlive the run and write to its closed log file.
+    """
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        if stream is not None and getattr(handler, "stream", None) is stream:
+            root.removeHandler(handler)
 
 
 def run_local(
