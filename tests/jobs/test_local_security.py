@@ -84,6 +84,9 @@ def reachable_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A $KFKIT_HOME another user can reach (pytest's own temporary directories are 0700)."""
     base = Path(tempfile.mkdtemp(prefix="kfkit-runas-"))
     base.chmod(0o755)
+    # Replicas start in the current directory: one the pod's user can enter too,
+    # wherever the checkout lies (a clone under `mktemp -d` is 0700).
+    monkeypatch.chdir(base)
     monkeypatch.setenv("KFKIT_HOME", str(base / "home"))
     monkeypatch.delenv("KFKIT_CONFIG", raising=False)
     monkeypatch.delenv("KFKIT_PODDEFAULTS", raising=False)

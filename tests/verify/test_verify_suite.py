@@ -83,7 +83,8 @@ def test_cli_runs_the_features_and_fails_on_the_broken_scenario(tmp_path, kfkit_
         "worker-0.log",
         "worker-1.log",
     ]
-    assert not list((tmp_path / "work" / "kfkit-home" / "jobs" / "default").iterdir())
+    namespace_dir = tmp_path / "work" / "kfkit-home" / "jobs" / "default"
+    assert not namespace_dir.exists() or not list(namespace_dir.iterdir())
 
 
 def test_user_data_must_be_key_value():
