@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from kfkit.backends.base import FAILED, SUCCEEDED
-from kfkit.backends.local import LocalBackend
+from kfkit.backends.local import LocalBackend, processes
 from kfkit.backends.local.config import load_config
 from kfkit.backends.local.launch import plan_job
 from kfkit.backends.local.lock import JobLock, is_held
@@ -283,6 +283,26 @@ def start_grandchildren(write_manifest, name: str) -> tuple[LocalBackend, list[i
     return backend, [replica, *grandchildren]
 
 
+def test_a_pid_is_trusted_only_with_its_exact_start(tmp_path, reaper) -> None:
+    # A command name with spaces and parentheses must not shift the fields of /proc/<pid>/stat.
+    odd_name = tmp_path / "a) b (c"
+    odd_name.symlink_to(sys.executable)
+    process = subprocess.Popen([str(odd_name), "-c", "import time; time.sleep(60)"])
+    reaper.append(process.pid)
+    ref = processes.identity(process.pid)
+    assert ref is not None and isinstance(ref["startTicks"], int)
+    assert processes.find(ref).pid == process.pid
+    assert ref["startTicks"] == processes.start_ticks(process.pid)
+    # One clock tick off is another process, however close its create_time looks to psutil.
+    assert processes.find({**ref, "startTicks": ref["startTicks"] + 1}) is None
+    assert processes.find({"pid": process.pid, "createTime": ref["createTime"]}) is None
+    for broken in (None, [], {"pid": "1"}, {"pid": process.pid, "startTicks": True}):
+        assert processes.find(broken) is None
+    process.kill()
+    process.wait()
+    assert processes.find(ref) is None and processes.identity(process.pid) is None
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("role", ["supervisor", "guardian"])
 def test_kill_9_of_the_supervisor_leaves_no_replica_process(
@@ -300,10 +320,6 @@ def test_kill_9_of_the_supervisor_leaves_no_replica_process(
 
 
 @pytest.mark.integration
-@pytest.mark.skip(
-    reason="open defect: after other in-process tests, the stranger process is sometimes "
-    "killed and reaped during get/delete; cause not yet found"
-)
 def test_a_reused_pid_is_neither_running_nor_signalled(kfkit_home, write_manifest, reaper) -> None:
     backend, pids = start_grandchildren(write_manifest, "reused")
     reaper += pids

@@ -1,8 +1,13 @@
 """Which processes belong to a local job, and how to stop all of them.
 
-A pid alone is never trusted: it is recorded with the process's start time
-(psutil's ``create_time``), and a process whose start time differs is another
-program that reused the number. Every replica process is started with
+A pid alone is never trusted: it is recorded with the process's start time in
+clock ticks since boot (``/proc/<pid>/stat``, exact and the same whoever reads
+it), and a process whose start differs is another program that reused the
+number. psutil's ``create_time`` is kept beside it for people; it is rounded to
+ticks and offset by a boot time that can read a second apart, so it would
+confuse a stranger started within a few ticks with the replica it replaced.
+
+Every replica process is started with
 ``KFKIT_LOCAL_POD=<job uid>/<replica>`` in its environment, which its
 children inherit, so a replica's whole tree is found again even when some of
 it left the replica's process group or was re-parented after its parent died:
@@ -15,34 +20,51 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from pathlib import Path
 from typing import Any
 
 import psutil
 
 POD_MARK = "KFKIT_LOCAL_POD"
-_SAME_START = 0.05  # seconds: create_time is derived from clock ticks, not exact
+
+
+def start_ticks(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot; None when there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    # Fields after the command name, which may itself hold spaces and parentheses:
+    # the 22nd field of the file (starttime) is the 20th after it.
+    after_name = stat[stat.rfind(b")") + 2 :].split()
+    try:
+        return int(after_name[19])
+    except (IndexError, ValueError):
+        return None
 
 
 def identity(pid: int) -> dict[str, Any] | None:
-    """``{"pid", "createTime"}`` of a live process, to be stored beside each other."""
+    """``{"pid", "startTicks", "createTime"}`` of a live process, to be stored together."""
+    ticks = start_ticks(pid)
     try:
-        return {"pid": pid, "createTime": psutil.Process(pid).create_time()}
+        created = psutil.Process(pid).create_time()
     except psutil.Error:
         return None
+    if ticks is None:
+        return None
+    return {"pid": pid, "startTicks": ticks, "createTime": created}
 
 
 def find(ref: Any) -> psutil.Process | None:
     """The live (non-zombie) process ``ref`` names, or None when it is gone or was reused."""
     if not isinstance(ref, dict) or not isinstance(ref.get("pid"), int):
         return None
-    created = ref.get("createTime")
+    ticks = ref.get("startTicks")
+    if not isinstance(ticks, int) or isinstance(ticks, bool):
+        return None  # a record without an exact start names no process we can trust
     try:
         process = psutil.Process(ref["pid"])
-        if not isinstance(created, int | float) or abs(process.create_time() - created) > (
-            _SAME_START
-        ):
-            return None
-        if process.status() == psutil.STATUS_ZOMBIE:
+        if start_ticks(process.pid) != ticks or process.status() == psutil.STATUS_ZOMBIE:
             return None
     except psutil.Error:
         return None

@@ -195,8 +195,10 @@ class ReplicaProcess:
             "restarts": self.restarts,
             "exitCode": self.exit_code,
             "reason": self.reason,
-            "pid": self.identity["pid"] if running and self.identity else None,
-            "createTime": self.identity["createTime"] if running and self.identity else None,
+            **{
+                key: self.identity[key] if running and self.identity else None
+                for key in ("pid", "startTicks", "createTime")
+            },
             "message": self.message,
             "logStarts": self.log_starts,
         }
@@ -644,7 +646,9 @@ def replicas_lost(job_dir: JobDir, why: str) -> None:
         replicas = read_json(job_dir.replicas_file, {})
         for state in replicas.values():
             if state.get("phase") in ("Running", "Restarting", "Pending"):
-                state.update(phase="Failed", pid=None, createTime=None, reason="Killed")
+                state.update(
+                    phase="Failed", pid=None, startTicks=None, createTime=None, reason="Killed"
+                )
                 state["message"] = why
         job_dir.write_json(job_dir.replicas_file, replicas)
     except (OSError, CorruptStateError, AttributeError) as error:
