@@ -31,21 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from kfkit.backends.local.processes import POD_MARK
-from kfkit.containers.podman import environment
+from kfkit.containers.podman import PodmanError, environment, podman
 
 _PR_SET_PDEATHSIG = 1
 KILLED_EXIT_CODE = 137  # SIGKILL: the cgroup's OOM killer, or a kill
-
-
-def _podman(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["podman", *args],
-        env=environment(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def _say(message: str) -> None:
@@ -65,23 +54,19 @@ class PodRun:
 
     def create(self) -> None:
         network, label = self.pod["network"], f"io.kfkit.job={self.pod['label']}"
-        if _podman("network", "exists", network).returncode != 0:
-            made = _podman("network", "create", "--label", label, network)
+        if podman(["network", "exists", network], check=False).returncode != 0:
+            made = podman(["network", "create", "--label", label, network], check=False)
             if made.returncode != 0 and "already exists" not in made.stderr:
-                raise RuntimeError(f"podman network create {network}: {made.stderr.strip()}")
-        _podman("pod", "rm", "-f", "-t", "0", self.name)
+                raise PodmanError(f"podman network create {network}: {made.stderr.strip()}")
+        podman(["pod", "rm", "-f", "-t", "0", self.name], check=False)
         command = ["pod", "create", "--name", self.name, "--hostname", self.name]
         command += ["--label", label, "--network", network]
         for alias in self.pod["aliases"]:
             command += ["--network-alias", alias]
-        made = _podman(*command)
-        if made.returncode != 0:
-            raise RuntimeError(f"podman pod create {self.name}: {made.stderr.strip()}")
+        podman(command)
         # Starting the pod's infra container sets up its network now, with podman's own
         # chatter captured here rather than mixed into the containers' log.
-        started = _podman("pod", "start", self.name)
-        if started.returncode != 0:
-            raise RuntimeError(f"podman pod start {self.name}: {started.stderr.strip()}")
+        podman(["pod", "start", self.name])
         for directory in self.pod["directories"]:
             path = Path(directory)
             path.mkdir(parents=True, exist_ok=True)
@@ -132,7 +117,10 @@ class PodRun:
         """SIGTERM to every container, SIGKILL after most of the grace period."""
         self.stopping.set()
         grace = max(0, int(float(self.pod["grace_seconds"]) * 0.6))
-        _podman("pod", "stop", "-t", str(grace), self.name, timeout=grace + 60)
+        try:
+            podman(["pod", "stop", "-t", str(grace), self.name], timeout=grace + 60, check=False)
+        except PodmanError as error:  # the supervisor's SIGKILL after the grace period follows
+            _say(f"{self.name}: {error}")
 
     # --- containers ----------------------------------------------------------------------
 
@@ -226,7 +214,7 @@ def main(argv: list[str]) -> int:
     code = 1
     try:
         code = run.run()
-    except RuntimeError as error:
+    except PodmanError as error:
         _say(str(error))
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
