@@ -491,7 +491,11 @@ class LocalBackend:
             # The container dies, as when a node kills it; its pod process sees exit 137.
             killed_by_user(job_dir, replica).touch()
             container = f"{pod['name']}-{pod['main']}"
-            podman(["kill", "--signal", "KILL", container], check=False)
+            try:
+                podman(["kill", "--signal", "KILL", container])
+            except KfkitError:
+                killed_by_user(job_dir, replica).unlink(missing_ok=True)
+                raise
             return
         processes.signal_group(process.pid, signal.SIGKILL)
 
