@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -13,6 +14,19 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 UPSTREAM_CRDS = REPO.parent / "shared" / "crds"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give the tests' children Ctrl-C as a terminal gives it.
+
+    A shell starts a background command (``make test &``, nohup, some CI
+    runners) with SIGINT ignored, and an ignored signal stays ignored across
+    exec: every kfkit the tests start would then shrug off the SIGINT that the
+    Ctrl-C tests send. A handled signal is reset to the default at exec, so
+    handling it here gives each child the default, as in a foreground run.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
