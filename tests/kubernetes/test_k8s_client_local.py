@@ -75,8 +75,10 @@ def test_the_client_runs_reads_updates_and_deletes_a_local_job(
     phases = {p.metadata.name: p.status.phase for p in pods}
     assert phases["hello-master-0"] == "Succeeded" and "hello-worker-0" in phases
     deadline = time.monotonic() + 60
-    while client.get_job_pods("hello", replica_type="worker")[0].status.phase != "Succeeded":
-        assert time.monotonic() < deadline, "the worker did not finish within 60s"
+    while (worker := client.get_job_pods("hello", replica_type="worker")[0]).status.phase != (
+        "Succeeded"
+    ):
+        assert time.monotonic() < deadline, f"the worker is still {worker.status} after 60s"
         time.sleep(0.2)
     assert client.get_job_pod_names("hello") == ["hello-master-0", "hello-worker-0"]
     assert client.get_job_pod_names("hello", is_master=True) == ["hello-master-0"]
