@@ -133,7 +133,9 @@ def hello(parameters):
     """Runs in the job from its source alone: no annotation may name this module's imports."""
     import os
 
-    print("rank", os.environ.get("RANK"), "lr", parameters["lr"])
+    # One write per line: torchrun's processes share the log, and print() under
+    # ``python -u`` writes each word by itself, so lines of two ranks could interleave.
+    os.write(1, f"rank {os.environ.get('RANK')} lr {parameters['lr']}\n".encode())
 
 
 @pytest.mark.parametrize("workers", [1, 2])
