@@ -489,12 +489,13 @@ class LocalBackend:
         pod = (read_json(job_dir.launch_file, {}).get("replicas", {}).get(replica) or {}).get("pod")
         if pod:
             # The container dies, as when a node kills it; its pod process sees exit 137.
-            killed_by_user(job_dir, replica).touch()
+            marker = killed_by_user(job_dir, replica)
+            marker.touch()
             container = f"{pod['name']}-{pod['main']}"
             try:
                 podman(["kill", "--signal", "KILL", container])
             except KfkitError:
-                killed_by_user(job_dir, replica).unlink(missing_ok=True)
+                marker.unlink(missing_ok=True)
                 raise
             return
         processes.signal_group(process.pid, signal.SIGKILL)
