@@ -46,11 +46,11 @@ def start_ticks(pid: int) -> int | None:
 def identity(pid: int) -> dict[str, Any] | None:
     """``{"pid", "startTicks", "createTime"}`` of a live process, to be stored together."""
     ticks = start_ticks(pid)
+    if ticks is None:
+        return None
     try:
         created = psutil.Process(pid).create_time()
     except psutil.Error:
-        return None
-    if ticks is None:
         return None
     return {"pid": pid, "startTicks": ticks, "createTime": created}
 
